@@ -1,0 +1,5 @@
+"""``python -m lsx``: see lsx.cli."""
+
+from lsx.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""Command line: ``python -m lsx train | runs | datasets | demo``.
+
+Model options are generated from the config dataclasses of the ``MODELS`` registry, so a new
+kind's fields appear here without edits (``--beta``, ``--noise-level``, ``--latent-dim`` ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsx.errors import ConfigError, LsxError
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
+
+# The shipped demo runs: (name, kind, dataset, model fields, train fields). `python -m lsx demo`
+# retrains them reproducibly (seed 0, CPU, 1 thread).
+DEMOS: list[tuple[str, str, str, dict[str, Any], dict[str, Any]]] = [
+    (f"demo-{kind}-{data}", kind, data, model, train)
+    for data, model, train in (
+        ("digits", {"latent_dim": 8, "hidden_dim": 128}, {"epochs": 60, "batch_size": 64}),
+        ("mnist5k", {"latent_dim": 16, "hidden_dim": 64}, {"epochs": 25, "batch_size": 128}),
+    )
+    for kind in ("ae", "dae", "vae")
+]
+
+
+def _model_fields() -> dict[str, dataclasses.Field]:
+    from lsx.models import MODELS
+
+    out: dict[str, dataclasses.Field] = {}
+    for spec in MODELS.values():
+        for f in dataclasses.fields(spec.config_cls):
+            out.setdefault(f.name, f)
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare string such as gaussian
+
+
+def _add_train_parser(sub: Any) -> None:
+    from lsx.models import MODELS
+
+    p = sub.add_parser("train", help="train a model and write a run folder",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="vae", help=f"kind: {', '.join(sorted(MODELS))}")
+    p.add_argument("--data", default="mnist5k", help="dataset name or folder:PATH")
+    p.add_argument("--image-size", type=int, default=None, help="resize folder images to this")
+    p.add_argument("--name", default=None, help="run folder name (default: kind-data-time)")
+    p.add_argument("--out", type=Path, default=DEFAULT_ROOT, help="folder that holds run folders")
+    p.add_argument("--resume", action="store_true", help="continue the run --name from its state")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("training")
+    from lsx.config import TrainConfig
+
+    for f in dataclasses.fields(TrainConfig):
+        g.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None,
+                       help=f"default {f.default}")
+    m = p.add_argument_group("model (fields of the kind's config; see `python -m lsx kinds`)")
+    for name, f in _model_fields().items():
+        if name == "input_shape":  # always taken from the dataset
+            continue
+        m.add_argument(f"--{name.replace('_', '-')}", dest=f"model__{name}", type=_parse_value,
+                       default=None, help=f"default {f.default}")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from lsx.checkpoint import CONFIG_NAME, read_config, read_header
+    from lsx.config import TrainConfig, config_from_dict
+    from lsx.data import load_dataset
+    from lsx.models import build_model, make_config
+    from lsx.train import Trainer, data_info
+
+    train_fields = {k: v for k, v in vars(args).items()
+                    if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None}
+    model_fields = {k[7:]: v for k, v in vars(args).items()
+                    if k.startswith("model__") and v is not None}
+    name = args.name or f"{args.model}-{args.data.replace(':', '-').replace('/', '_')}-" \
+                        f"{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(args.out) / name
+    if args.resume:
+        header = read_header(run_dir)
+        config = read_config(run_dir)
+        train_cfg = config_from_dict(TrainConfig, {**header.get("train", {}), **train_fields})
+        data_spec = header.get("data", {}).get("spec", args.data)
+        image_size = header.get("data", {}).get("image_size")
+    else:
+        if (run_dir / CONFIG_NAME).exists():
+            raise ConfigError(f"{run_dir} already holds a run. Pass --resume to continue it, or "
+                              "choose another --name; lsx never overwrites a run.")
+        train_cfg = config_from_dict(TrainConfig, train_fields)
+        data_spec, image_size = args.data, args.image_size
+    torch.set_num_threads(train_cfg.threads)
+    dataset = load_dataset(data_spec, image_size=image_size)
+    for note in dataset.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.resume:
+        recorded = header.get("data", {}).get("hash")
+        if recorded and recorded != dataset.content_hash:
+            raise ConfigError(f"The dataset {data_spec!r} changed since {run_dir} was trained "
+                              f"(hash {recorded} -> {dataset.content_hash}); start a new run.")
+    else:
+        config = make_config(args.model, input_shape=dataset.input_shape, **model_fields)
+    torch.manual_seed(train_cfg.seed)
+    trainer = Trainer(build_model(config), dataset, train_cfg, run_dir,
+                      data=data_info(dataset, image_size), progress=not args.no_progress,
+                      callbacks=[_print_epoch])
+    if args.resume:
+        trainer.resume()
+    print(f"training {config.kind} on {data_spec} ({len(dataset.x_train)} train images, device "
+          f"{trainer.device}) -> {run_dir}", file=sys.stderr)
+    result = trainer.fit()
+    print(f"{result.state}: {result.epochs_done} epochs; run folder {run_dir}", file=sys.stderr)
+    return 0
+
+
+def _print_epoch(event: dict[str, Any]) -> None:
+    if event.get("event") == "epoch":
+        print(f"epoch {event['epoch']}/{event['epochs']}  train_loss {event['train_loss']:.5g}  "
+              f"test_loss {event['test_loss']:.5g}  {event['samples_per_s']:.0f} samples/s",
+              file=sys.stderr)
+    elif event.get("event") == "rollback":
+        print(f"non-finite loss: rolled back, lr halved to {event['lr']:g}", file=sys.stderr)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from lsx.checkpoint import list_runs
+
+    runs, skipped = list_runs(args.out)
+    for r in runs:
+        last = r.final_metrics.get("test_loss")
+        print(f"{r.name:32s} {r.kind:6s} {r.dataset:12s} "
+              f"{'test_loss %.5g' % last if last is not None else ''}")
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
+    if not runs:
+        print(f"no runs in {args.out}; train one with `python -m lsx train`")
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from lsx.data import DATASETS
+
+    for name, spec in DATASETS.items():
+        print(f"{name:16s} {spec.summary}")
+    print(f"{'folder:PATH':16s} your image folder, one subfolder per class (PNG/JPEG)")
+    return 0
+
+
+def _kinds(args: argparse.Namespace) -> int:
+    from lsx.models import MODELS
+
+    for kind, spec in MODELS.items():
+        fields = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(spec.config_cls))
+        print(f"{kind:6s} {spec.summary}\n       {fields}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Retrain the shipped demo runs into a temporary folder, then swap each into place."""
+    only = set(args.only or [])
+    for name, kind, data, model, train in DEMOS:
+        if only and name not in only:
+            continue
+        tmp = Path(args.out) / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        argv = ["train", "--model", kind, "--data", data, "--out", str(args.out),
+                "--name", tmp.name, "--seed", "0", "--device", "cpu", "--threads", "1",
+                "--no-progress"]
+        argv += [x for k, v in {**model, **train}.items() for x in (f"--{k.replace('_', '-')}",
+                                                                    str(v))]
+        if main(argv) != 0:
+            raise ConfigError(f"training the demo run {name} failed; see the message above.")
+        for junk in (".lock", "train_state.pt"):
+            (tmp / junk).unlink(missing_ok=True)
+        final = Path(args.out) / name
+        old = Path(args.out) / f".old-{name}"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lsx", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    for cmd, helptext in (("runs", "list valid runs and what was skipped"),
+                          ("datasets", "list built-in datasets"),
+                          ("kinds", "list model kinds and their config fields"),
+                          ("demo", "retrain the shipped demo checkpoints")):
+        p = sub.add_parser(cmd, help=helptext)
+        p.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+        if cmd == "demo":
+            p.add_argument("--only", nargs="*", help="demo run names to retrain")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"train": _train, "runs": _runs, "datasets": _datasets, "kinds": _kinds,
+               "demo": _demo}[args.command]
+    try:
+        return handler(args)
+    except LsxError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last good checkpoint is intact", file=sys.stderr)
+        return 130

@@ -1,0 +1,230 @@
+"""Frozen config dataclasses, their validation helpers and their JSON round trip.
+
+Every model kind has a ``@dataclass(frozen=True)`` config in its own module that subclasses
+:class:`ModelConfig`. Configs are validated in ``__post_init__`` and saved as sorted JSON beside the
+weights (``config.json``); an unknown key is a :class:`~lsx.errors.ConfigError` that names the
+closest field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from lsx.errors import ConfigError
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _fail(obj: object, name: str, rule: str, value: object) -> None:
+    raise ConfigError(
+        f"The {name!r} field of {type(obj).__name__} must be {rule}. Got {value!r} instead."
+    )
+
+
+def check_int(
+    obj: object,
+    name: str,
+    low: int | None = None,
+    high: int | None = None,
+    low_is: str | None = None,
+) -> None:
+    """Raise ConfigError unless ``obj.<name>`` is an int in ``[low, high]``."""
+    value = getattr(obj, name)
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        rule = "an int"
+        if low is not None:
+            rule += f" >= {low}" + (f" ({low_is})" if low_is else "")
+        if high is not None:
+            rule += f"{' and' if low is not None else ''} <= {high}"
+        _fail(obj, name, rule, value)
+
+
+def check_float(
+    obj: object,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> None:
+    """Raise ConfigError unless ``obj.<name>`` is a finite number in the given range."""
+    value = getattr(obj, name)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    ok = ok and abs(value) != float("inf")
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        rule = "a finite number"
+        if low is not None:
+            rule += f" {'>' if low_open else '>='} {low}"
+        if high is not None:
+            rule += f" and <= {high}"
+        _fail(obj, name, rule, value)
+
+
+def check_choice(obj: object, name: str, choices: tuple[str, ...]) -> None:
+    """Raise ConfigError unless ``obj.<name>`` is one of ``choices``."""
+    value = getattr(obj, name)
+    if value not in choices:
+        _fail(obj, name, "one of " + ", ".join(repr(c) for c in choices), value)
+
+
+# --------------------------------------------------------------------------- JSON round trip
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """JSON gives lists where configs hold tuples; turn them back."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None) and typing.get_origin(arg) is tuple:
+                annotation, origin = arg, tuple
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def config_to_dict(config: object) -> dict[str, Any]:
+    """A JSON-ready dict of the config's fields, plus its ``kind`` when it has one."""
+    out: dict[str, Any] = {}
+    for f in fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    kind = getattr(config, "kind", None)
+    if kind is not None:
+        out["kind"] = kind
+    return out
+
+
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build ``cls`` from a dict, refusing unknown keys with a closest-match hint."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"A {cls.__name__} must be a JSON object; got {type(data).__name__}.")
+    data = dict(data)
+    kind = data.pop("kind", None)
+    expected_kind = getattr(cls, "kind", None)
+    if kind is not None and expected_kind is not None and kind != expected_kind:
+        raise ConfigError(
+            f"This config says kind={kind!r} but {cls.__name__} is kind {expected_kind!r}."
+        )
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls) if f.init]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        tips = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            if close:
+                tips.append(f"did you mean {close[0]!r} for {key!r}?")
+        tip = f" ({'; '.join(tips)})" if tips else ""
+        raise ConfigError(
+            f"{cls.__name__} has no field(s) {unknown}{tip}; known fields: {sorted(known)}."
+        )
+    kwargs = {k: _coerce(v, hints.get(k)) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # e.g. a value of an unhashable type in a frozen dataclass
+        raise ConfigError(f"Could not build {cls.__name__} from {data!r}: {err}") from err
+
+
+# --------------------------------------------------------------------------- shared configs
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every model kind shares.
+
+    ``input_shape`` is (channels, height, width) of the images in [0, 1]. ``latent_dim`` is the
+    size of a vector latent, or the number of channels of a spatial latent (``spatial=True``,
+    latent shape ``(latent_dim, h, w)`` with h = w = ceil(H / 4)).
+    """
+
+    kind: ClassVar[str] = ""
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    latent_dim: int = 16
+    hidden_dim: int = 64  # MLP width, or the base channel count of the conv nets
+    arch: str = "auto"  # "auto": MLP when H*W <= 256 (e.g. 8x8 digits), else conv
+    spatial: bool = False  # spatial latent tensor (C x h x w) instead of a vector; conv only
+
+    def __post_init__(self) -> None:
+        shape = self.input_shape
+        if (
+            not isinstance(shape, tuple)
+            or len(shape) != 3
+            or not all(isinstance(s, int) and s >= 1 for s in shape)
+            or shape[0] not in (1, 3)
+        ):
+            _fail(self, "input_shape", "a tuple (channels, height, width) with 1 or 3 channels",
+                  shape)
+        check_int(self, "latent_dim", low=1, high=4096)
+        check_int(self, "hidden_dim", low=4, high=4096)
+        check_choice(self, "arch", ("auto", "mlp", "conv"))
+        if not isinstance(self.spatial, bool):
+            _fail(self, "spatial", "true or false", self.spatial)
+        if self.spatial and self.resolved_arch == "mlp":
+            raise ConfigError(
+                f"{type(self).__name__}: a spatial latent needs the conv architecture, but "
+                f"arch={self.arch!r} with input_shape={shape} resolves to 'mlp'. Set arch='conv' "
+                "(inputs of at least 8x8) or spatial=false."
+            )
+        if self.resolved_arch == "conv" and min(shape[1:]) < 8:
+            raise ConfigError(
+                f"{type(self).__name__}: the conv architecture needs images of at least 8x8; got "
+                f"input_shape={shape}. Use arch='mlp' or 'auto'."
+            )
+
+    @property
+    def resolved_arch(self) -> str:
+        if self.arch != "auto":
+            return self.arch
+        return "mlp" if self.input_shape[1] * self.input_shape[2] <= 256 else "conv"
+
+    @property
+    def input_numel(self) -> int:
+        c, h, w = self.input_shape
+        return c * h * w
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule, stopping, device and seed."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ...
+    threads: int = 1  # torch CPU threads; 1 is fastest for small models on 2 shared cores
+    patience: int = 0  # early stop after this many epochs without a better test loss; 0 = off
+    min_delta: float = 0.0  # an improvement smaller than this does not count for early stop
+    grad_clip: float = 10.0  # clip the gradient norm; 0 = off
+    max_bad_steps: int = 3  # consecutive non-finite steps before rolling back to the last good state
+
+    def __post_init__(self) -> None:
+        check_int(self, "epochs", low=1, high=100_000)
+        check_int(self, "batch_size", low=1, high=1_000_000)
+        check_float(self, "lr", low=0.0, low_open=True)
+        check_float(self, "weight_decay", low=0.0)
+        check_int(self, "seed", low=0)
+        check_int(self, "threads", low=1, high=1024)
+        check_int(self, "patience", low=0)
+        check_float(self, "min_delta", low=0.0)
+        check_float(self, "grad_clip", low=0.0)
+        check_int(self, "max_bad_steps", low=1)
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
+        ):
+            _fail(self, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", self.device)
