@@ -162,10 +162,11 @@ class Trainer:
         self.opt = torch.optim.Adam(model.parameters(), lr=config.lr,
                                     weight_decay=config.weight_decay)
         # Data is small (<= a few hundred MB): keep it on the device, no loader workers.
-        self.x_train = torch.as_tensor(dataset.x_train).to(self.device)
-        self.y_train = torch.as_tensor(dataset.y_train).to(self.device)
-        self.x_test = torch.as_tensor(dataset.x_test).to(self.device)
-        self.y_test = torch.as_tensor(dataset.y_test).to(self.device)
+        # (dataset arrays are read-only; copy so torch gets writable memory)
+        self.x_train, self.y_train, self.x_test, self.y_test = (
+            torch.from_numpy(a.copy()).to(self.device)
+            for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
+        )
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best, self.bad_epochs, self.lr_halved = math.inf, 0, False
         self.last_finite_loss = math.nan
