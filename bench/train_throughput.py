@@ -38,10 +38,18 @@ def measure(kind: str, data: str, batch_size: int, epochs: int, device: str, thr
     result = Trainer(model, ds, cfg).fit()
     wall = time.perf_counter() - t0
     rates = [h["samples_per_s"] for h in result.history[1:]] or [result.history[0]["samples_per_s"]]
-    return {"kind": kind, "data": data, "batch_size": batch_size, "device": device,
-            "threads": threads, "samples_per_s": round(statistics.median(rates), 1),
-            "epochs": epochs, "wall_s": round(wall, 2), "n_train": len(ds.x_train),
-            "params": sum(p.numel() for p in model.parameters())}
+    return {
+        "kind": kind,
+        "data": data,
+        "batch_size": batch_size,
+        "device": device,
+        "threads": threads,
+        "samples_per_s": round(statistics.median(rates), 1),
+        "epochs": epochs,
+        "wall_s": round(wall, 2),
+        "n_train": len(ds.x_train),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main() -> None:
@@ -54,12 +62,24 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [measure(k, d, b, args.epochs, args.device, args.threads)
-            for d in args.data for k in args.kinds for b in args.batch_sizes]
-    print(json.dumps({"bench": "train_throughput", "torch": torch.__version__,
-                      "machine": platform.processor() or platform.machine(),
-                      "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                      "results": rows}, indent=2))
+    rows = [
+        measure(k, d, b, args.epochs, args.device, args.threads)
+        for d in args.data
+        for k in args.kinds
+        for b in args.batch_sizes
+    ]
+    print(
+        json.dumps(
+            {
+                "bench": "train_throughput",
+                "torch": torch.__version__,
+                "machine": platform.processor() or platform.machine(),
+                "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -298,8 +298,15 @@ def inspect_run(run_dir: Path) -> RunInfo:
     config = read_config(run_dir)
     check_shapes(build_model(config), config, run_dir / WEIGHTS_NAME)
     metrics = read_jsonl(run_dir / METRICS_NAME)
-    return RunInfo(run_dir, run_dir.name, config.kind, config, header,
-                   metrics[-1] if metrics else {}, read_status(run_dir))
+    return RunInfo(
+        run_dir,
+        run_dir.name,
+        config.kind,
+        config,
+        header,
+        metrics[-1] if metrics else {},
+        read_status(run_dir),
+    )
 
 
 def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:

@@ -51,8 +51,11 @@ def _parse_value(text: str) -> Any:
 def _add_train_parser(sub: Any) -> None:
     from lsx.models import MODELS
 
-    p = sub.add_parser("train", help="train a model and write a run folder",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train a model and write a run folder",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--model", default="vae", help=f"kind: {', '.join(sorted(MODELS))}")
     p.add_argument("--data", default="mnist5k", help="dataset name or folder:PATH")
     p.add_argument("--image-size", type=int, default=None, help="resize folder images to this")
@@ -64,14 +67,23 @@ def _add_train_parser(sub: Any) -> None:
     from lsx.config import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
-        g.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None,
-                       help=f"default {f.default}")
+        g.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=type(f.default),
+            default=None,
+            help=f"default {f.default}",
+        )
     m = p.add_argument_group("model (fields of the kind's config; see `python -m lsx kinds`)")
     for name, f in _model_fields().items():
         if name == "input_shape":  # always taken from the dataset
             continue
-        m.add_argument(f"--{name.replace('_', '-')}", dest=f"model__{name}", type=_parse_value,
-                       default=None, help=f"default {f.default}")
+        m.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"model__{name}",
+            type=_parse_value,
+            default=None,
+            help=f"default {f.default}",
+        )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -83,12 +95,19 @@ def _train(args: argparse.Namespace) -> int:
     from lsx.models import build_model, make_config
     from lsx.train import Trainer, data_info
 
-    train_fields = {k: v for k, v in vars(args).items()
-                    if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None}
-    model_fields = {k[7:]: v for k, v in vars(args).items()
-                    if k.startswith("model__") and v is not None}
-    name = args.name or f"{args.model}-{args.data.replace(':', '-').replace('/', '_')}-" \
-                        f"{time.strftime('%Y%m%d-%H%M%S')}"
+    train_fields = {
+        k: v
+        for k, v in vars(args).items()
+        if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None
+    }
+    model_fields = {
+        k[7:]: v for k, v in vars(args).items() if k.startswith("model__") and v is not None
+    }
+    name = (
+        args.name
+        or f"{args.model}-{args.data.replace(':', '-').replace('/', '_')}-"
+        f"{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     run_dir = Path(args.out) / name
     if args.resume:
         header = read_header(run_dir)
@@ -98,8 +117,10 @@ def _train(args: argparse.Namespace) -> int:
         image_size = header.get("data", {}).get("image_size")
     else:
         if (run_dir / CONFIG_NAME).exists():
-            raise ConfigError(f"{run_dir} already holds a run. Pass --resume to continue it, or "
-                              "choose another --name; lsx never overwrites a run.")
+            raise ConfigError(
+                f"{run_dir} already holds a run. Pass --resume to continue it, or "
+                "choose another --name; lsx never overwrites a run."
+            )
         train_cfg = config_from_dict(TrainConfig, train_fields)
         data_spec, image_size = args.data, args.image_size
     torch.set_num_threads(train_cfg.threads)
@@ -109,18 +130,29 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         recorded = header.get("data", {}).get("hash")
         if recorded and recorded != dataset.content_hash:
-            raise ConfigError(f"The dataset {data_spec!r} changed since {run_dir} was trained "
-                              f"(hash {recorded} -> {dataset.content_hash}); start a new run.")
+            raise ConfigError(
+                f"The dataset {data_spec!r} changed since {run_dir} was trained "
+                f"(hash {recorded} -> {dataset.content_hash}); start a new run."
+            )
     else:
         config = make_config(args.model, input_shape=dataset.input_shape, **model_fields)
     torch.manual_seed(train_cfg.seed)
-    trainer = Trainer(build_model(config), dataset, train_cfg, run_dir,
-                      data=data_info(dataset, image_size), progress=not args.no_progress,
-                      callbacks=[_print_epoch])
+    trainer = Trainer(
+        build_model(config),
+        dataset,
+        train_cfg,
+        run_dir,
+        data=data_info(dataset, image_size),
+        progress=not args.no_progress,
+        callbacks=[_print_epoch],
+    )
     if args.resume:
         trainer.resume()
-    print(f"training {config.kind} on {data_spec} ({len(dataset.x_train)} train images, device "
-          f"{trainer.device}) -> {run_dir}", file=sys.stderr)
+    print(
+        f"training {config.kind} on {data_spec} ({len(dataset.x_train)} train images, device "
+        f"{trainer.device}) -> {run_dir}",
+        file=sys.stderr,
+    )
     result = trainer.fit()
     print(f"{result.state}: {result.epochs_done} epochs; run folder {run_dir}", file=sys.stderr)
     return 0
@@ -128,9 +160,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _print_epoch(event: dict[str, Any]) -> None:
     if event.get("event") == "epoch":
-        print(f"epoch {event['epoch']}/{event['epochs']}  train_loss {event['train_loss']:.5g}  "
-              f"test_loss {event['test_loss']:.5g}  {event['samples_per_s']:.0f} samples/s",
-              file=sys.stderr)
+        print(
+            f"epoch {event['epoch']}/{event['epochs']}  train_loss {event['train_loss']:.5g}  "
+            f"test_loss {event['test_loss']:.5g}  {event['samples_per_s']:.0f} samples/s",
+            file=sys.stderr,
+        )
     elif event.get("event") == "rollback":
         print(f"non-finite loss: rolled back, lr halved to {event['lr']:g}", file=sys.stderr)
 
@@ -141,8 +175,11 @@ def _runs(args: argparse.Namespace) -> int:
     runs, skipped = list_runs(args.out)
     for r in runs:
         last = r.final_metrics.get("test_loss")
-        print(f"{r.name:32s} {r.kind:6s} {r.dataset:12s} "
-              f"{'test_loss %.5g' % last if last is not None else ''}")
+        print(
+            f"{r.name:32s} {r.kind:6s} {r.dataset:12s} "(
+                f"test_loss {last:.5g}" if last is not None else ""
+            )
+        )
     for name, why in skipped:
         print(f"skipped {name}: {why}")
     if not runs:
@@ -176,11 +213,27 @@ def _demo(args: argparse.Namespace) -> int:
             continue
         tmp = Path(args.out) / f".tmp-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
-        argv = ["train", "--model", kind, "--data", data, "--out", str(args.out),
-                "--name", tmp.name, "--seed", "0", "--device", "cpu", "--threads", "1",
-                "--no-progress"]
-        argv += [x for k, v in {**model, **train}.items() for x in (f"--{k.replace('_', '-')}",
-                                                                    str(v))]
+        argv = [
+            "train",
+            "--model",
+            kind,
+            "--data",
+            data,
+            "--out",
+            str(args.out),
+            "--name",
+            tmp.name,
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+        argv += [
+            x for k, v in {**model, **train}.items() for x in (f"--{k.replace('_', '-')}", str(v))
+        ]
         if main(argv) != 0:
             raise ConfigError(f"training the demo run {name} failed; see the message above.")
         for junk in (".lock", "train_state.pt"):
@@ -198,10 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lsx", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
-    for cmd, helptext in (("runs", "list valid runs and what was skipped"),
-                          ("datasets", "list built-in datasets"),
-                          ("kinds", "list model kinds and their config fields"),
-                          ("demo", "retrain the shipped demo checkpoints")):
+    for cmd, helptext in (
+        ("runs", "list valid runs and what was skipped"),
+        ("datasets", "list built-in datasets"),
+        ("kinds", "list model kinds and their config fields"),
+        ("demo", "retrain the shipped demo checkpoints"),
+    ):
         p = sub.add_parser(cmd, help=helptext)
         p.add_argument("--out", type=Path, default=DEFAULT_ROOT)
         if cmd == "demo":
@@ -211,8 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"train": _train, "runs": _runs, "datasets": _datasets, "kinds": _kinds,
-               "demo": _demo}[args.command]
+    handler = {
+        "train": _train,
+        "runs": _runs,
+        "datasets": _datasets,
+        "kinds": _kinds,
+        "demo": _demo,
+    }[args.command]
     try:
         return handler(args)
     except LsxError as err:

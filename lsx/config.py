@@ -162,8 +162,9 @@ class ModelConfig:
             or not all(isinstance(s, int) and s >= 1 for s in shape)
             or shape[0] not in (1, 3)
         ):
-            _fail(self, "input_shape", "a tuple (channels, height, width) with 1 or 3 channels",
-                  shape)
+            _fail(
+                self, "input_shape", "a tuple (channels, height, width) with 1 or 3 channels", shape
+            )
         check_int(self, "latent_dim", low=1, high=4096)
         check_int(self, "hidden_dim", low=4, high=4096)
         check_choice(self, "arch", ("auto", "mlp", "conv"))
@@ -211,7 +212,9 @@ class TrainConfig:
     patience: int = 0  # early stop after this many epochs without a better test loss; 0 = off
     min_delta: float = 0.0  # an improvement smaller than this does not count for early stop
     grad_clip: float = 10.0  # clip the gradient norm; 0 = off
-    max_bad_steps: int = 3  # consecutive non-finite steps before rolling back to the last good state
+    max_bad_steps: int = (
+        3  # consecutive non-finite steps before rolling back to the last good state
+    )
 
     def __post_init__(self) -> None:
         check_int(self, "epochs", low=1, high=100_000)

@@ -159,8 +159,9 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.data = data or data_info(dataset)
         self.progress = progress
-        self.opt = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                    weight_decay=config.weight_decay)
+        self.opt = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
         # Data is small (<= a few hundred MB): keep it on the device, no loader workers.
         # (dataset arrays are read-only; copy so torch gets writable memory)
         self.x_train, self.y_train, self.x_test, self.y_test = (
@@ -211,17 +212,25 @@ class Trainer:
             return
         state = self.state_dict()
         atomic_write_with(self._path(TRAIN_STATE_NAME), lambda p: torch.save(state, p))
-        save_checkpoint(self.model, self.model.config, self.run_dir,
-                        train=asdict(self.config), data=self.data)
+        save_checkpoint(
+            self.model, self.model.config, self.run_dir, train=asdict(self.config), data=self.data
+        )
 
     def write_status(self, state: str, message: str = "", force: bool = True, **extra: Any) -> None:
         now = time.monotonic()
         if self.run_dir is None or (not force and now - self._last_status < 1.0):
             return
         self._last_status = now
-        status = {"state": state, "message": message, "epoch": self.epoch,
-                  "epochs": self.config.epochs, "global_step": self.global_step,
-                  "pid": os.getpid(), "updated": time.time(), **extra}
+        status = {
+            "state": state,
+            "message": message,
+            "epoch": self.epoch,
+            "epochs": self.config.epochs,
+            "global_step": self.global_step,
+            "pid": os.getpid(),
+            "updated": time.time(),
+            **extra,
+        }
         atomic_write_json(self._path(STATUS_NAME), status)
 
     def _emit(self, event: dict[str, Any]) -> None:
@@ -232,8 +241,10 @@ class Trainer:
     def fit(self) -> FitResult:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        with self.stop.installed(), (run_lock(self.run_dir) if self.run_dir else
-                                     contextlib.nullcontext()):
+        with (
+            self.stop.installed(),
+            run_lock(self.run_dir) if self.run_dir else contextlib.nullcontext(),
+        ):
             return self._fit()
 
     def _fit(self) -> FitResult:
@@ -251,8 +262,11 @@ class Trainer:
                 return FitResult("stopped", self.epoch, history, "stopped by signal")
             seconds = time.perf_counter() - t0
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            record = {"epoch": self.epoch, "seconds": round(seconds, 4),
-                      "samples_per_s": round(n_seen / max(seconds, 1e-9), 1)}
+            record = {
+                "epoch": self.epoch,
+                "seconds": round(seconds, 4),
+                "samples_per_s": round(n_seen / max(seconds, 1e-9), 1),
+            }
             record.update({f"train_{k}": v / max(n_seen, 1) for k, v in sums.items()})
             record.update({f"test_{k}": v for k, v in self.evaluate().items()})
             improved = record["test_loss"] < self.best - cfg.min_delta
@@ -291,8 +305,10 @@ class Trainer:
             if ok:
                 losses.total.backward()
                 norm = nn.utils.clip_grad_norm_(
-                    self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf,
-                    error_if_nonfinite=False)
+                    self.model.parameters(),
+                    cfg.grad_clip if cfg.grad_clip > 0 else math.inf,
+                    error_if_nonfinite=False,
+                )
                 ok = bool(torch.isfinite(norm))
             if not ok:
                 bad += 1
@@ -314,19 +330,26 @@ class Trainer:
             if self.callbacks:
                 self._emit({"event": "step", "global_step": self.global_step, **floats})
             bar.set_postfix(loss=f"{floats['loss']:.4g}")
-            self.write_status("running", force=False, step_in_epoch=i + 1,
-                              steps_per_epoch=len(batches), loss=floats["loss"])
+            self.write_status(
+                "running",
+                force=False,
+                step_in_epoch=i + 1,
+                steps_per_epoch=len(batches),
+                loss=floats["loss"],
+            )
         bar.close()
         return sums, n_seen
 
     def _roll_back(self, good: dict[str, Any], losses: Any) -> None:
         lr = self.opt.param_groups[0]["lr"]
         if self.lr_halved:
-            msg = (f"Training stopped: the loss or its gradient was NaN/Inf for "
-                   f"{self.config.max_bad_steps} steps in a row at step {self.global_step} "
-                   f"(lr={lr:g}), even after rolling back and halving the learning rate. Last "
-                   f"finite loss: {self.last_finite_loss:.6g}. The last good checkpoint is kept; "
-                   "lower --lr, check the data for extreme values, or reduce --beta.")
+            msg = (
+                f"Training stopped: the loss or its gradient was NaN/Inf for "
+                f"{self.config.max_bad_steps} steps in a row at step {self.global_step} "
+                f"(lr={lr:g}), even after rolling back and halving the learning rate. Last "
+                f"finite loss: {self.last_finite_loss:.6g}. The last good checkpoint is kept; "
+                "lower --lr, check the data for extreme values, or reduce --beta."
+            )
             self.write_status("failed", msg)
             raise TrainingError(msg)
         # restore weights, optimiser and RNG; keep the position (epoch, step) where we are
@@ -354,8 +377,13 @@ class Trainer:
 def _progress_bar(total: int, epoch: int, epochs: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm  # only the CLI draws bars
 
-    return tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not enabled,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        leave=False,
+        disable=not enabled,
+        dynamic_ncols=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

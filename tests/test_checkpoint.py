@@ -94,8 +94,8 @@ def _corrupt_variants(good: bytes) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize(
-    "variant", ["header_too_large", "two_bytes", "bad_json", "truncated", "trailing", "random",
-                "header_only"]
+    "variant",
+    ["header_too_large", "two_bytes", "bad_json", "truncated", "trailing", "random", "header_only"],
 )
 def test_crafted_weights_are_reported_as_corrupt(tmp_path, variant):
     make_run(tmp_path)
@@ -120,7 +120,9 @@ def test_wrong_latent_dim_names_the_tensor_both_shapes_and_the_field(tmp_path):
 def test_config_of_another_kind_is_explained(tmp_path):
     make_run(tmp_path, "vae")
     header = json.loads((tmp_path / CONFIG_NAME).read_text())
-    header["config"] = {k: v for k, v in header["config"].items() if k not in ("beta", "likelihood")}
+    header["config"] = {
+        k: v for k, v in header["config"].items() if k not in ("beta", "likelihood")
+    }
     header["config"]["kind"] = "ae"
     (tmp_path / CONFIG_NAME).write_text(json.dumps(header))
     with pytest.raises(CheckpointError, match=r"kind='ae'.*\n.*file has"):
@@ -185,8 +187,9 @@ def test_failed_write_leaves_previous_file_and_no_temp(tmp_path):
     assert (tmp_path / WEIGHTS_NAME).stat().st_mode == mode
     assert not list(tmp_path.glob(".tmp-*"))
     loaded, _ = load_checkpoint(tmp_path)
-    assert torch.equal(loaded.state_dict()["encoder.net.1.weight"],
-                       model.state_dict()["encoder.net.1.weight"])
+    assert torch.equal(
+        loaded.state_dict()["encoder.net.1.weight"], model.state_dict()["encoder.net.1.weight"]
+    )
 
 
 def test_list_runs_lists_valid_runs_and_says_what_it_skipped(tmp_path):

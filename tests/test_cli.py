@@ -71,10 +71,32 @@ def test_listing_commands_print_what_is_there(capsys, tmp_path):
 def test_python_m_lsx_train_module_entry_point(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "lsx.train", "--model", "vae", "--data", "digits", "--out",
-         str(tmp_path), "--name", "m", "--epochs", "1", "--latent-dim", "2", "--beta", "0.5",
-         "--no-progress"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "lsx.train",
+            "--model",
+            "vae",
+            "--data",
+            "digits",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "m",
+            "--epochs",
+            "1",
+            "--latent-dim",
+            "2",
+            "--beta",
+            "0.5",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     header = json.loads((tmp_path / "m" / "config.json").read_text())
     assert header["config"]["beta"] == 0.5

@@ -39,13 +39,16 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 def test_training_writes_a_loadable_run_and_metrics(tiny_dataset, tmp_path):
     events = []
-    result = Trainer(model_for(tiny_dataset), tiny_dataset, cfg(), tmp_path,
-                     callbacks=[events.append]).fit()
+    result = Trainer(
+        model_for(tiny_dataset), tiny_dataset, cfg(), tmp_path, callbacks=[events.append]
+    ).fit()
     assert result.state == "completed"
     assert result.epochs_done == 3
     metrics = read_jsonl(tmp_path / METRICS_NAME)
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
-    assert {"train_loss", "train_recon", "train_kl", "test_loss", "samples_per_s"} <= set(metrics[0])
+    assert {"train_loss", "train_recon", "train_kl", "test_loss", "samples_per_s"} <= set(
+        metrics[0]
+    )
     assert metrics[-1]["test_loss"] < metrics[0]["test_loss"]
     status = json.loads((tmp_path / STATUS_NAME).read_text())
     assert status["state"] == "completed"
@@ -73,8 +76,9 @@ def test_resume_mid_epoch_equals_training_straight_through(tiny_dataset, tmp_pat
         if event["event"] == "step" and event["global_step"] == 5:
             first.stop.requested = True  # what SIGTERM does
 
-    first = Trainer(model_for(tiny_dataset), tiny_dataset, cfg(), tmp_path,
-                    callbacks=[stop_at_step_5])
+    first = Trainer(
+        model_for(tiny_dataset), tiny_dataset, cfg(), tmp_path, callbacks=[stop_at_step_5]
+    )
     torch.manual_seed(5)
     assert first.fit().state == "stopped"
     assert json.loads((tmp_path / STATUS_NAME).read_text())["state"] == "stopped"
@@ -86,8 +90,10 @@ def test_resume_mid_epoch_equals_training_straight_through(tiny_dataset, tmp_pat
     for key, value in weights(straight.model).items():
         assert torch.equal(weights(second.model)[key], value), key
     loaded, _ = load_checkpoint(tmp_path)
-    assert torch.equal(loaded.state_dict()["decoder.net.0.weight"],
-                       straight.model.state_dict()["decoder.net.0.weight"])
+    assert torch.equal(
+        loaded.state_dict()["decoder.net.0.weight"],
+        straight.model.state_dict()["decoder.net.0.weight"],
+    )
 
 
 class NaNAt:
@@ -110,7 +116,9 @@ def test_nan_steps_are_skipped_then_rolled_back_then_abort(tiny_dataset, tmp_pat
     trainer.callbacks.append(events.append)
     # one isolated bad step in epoch 1, three in a row in epoch 2 (rollback), then NaN forever
     trainer.model.loss = NaNAt(trainer, {2, 7, 8, 9} | set(range(14, 10_000)))
-    with pytest.raises(TrainingError, match=r"NaN/Inf for 3 steps in a row at step \d+ \(lr=0.005\)"):
+    with pytest.raises(
+        TrainingError, match=r"NaN/Inf for 3 steps in a row at step \d+ \(lr=0.005\)"
+    ):
         trainer.fit()
     assert sum(e["event"] == "bad_step" for e in events) >= 7
     assert [e["lr"] for e in events if e["event"] == "rollback"] == [0.005]
@@ -130,8 +138,9 @@ def test_huge_lr_with_clipping_keeps_weights_finite(tiny_dataset):
 
 
 def test_early_stop(tiny_dataset, tmp_path):
-    trainer = Trainer(model_for(tiny_dataset), tiny_dataset,
-                      cfg(epochs=50, patience=2, min_delta=1e9), tmp_path)
+    trainer = Trainer(
+        model_for(tiny_dataset), tiny_dataset, cfg(epochs=50, patience=2, min_delta=1e9), tmp_path
+    )
     result = trainer.fit()
     assert result.state == "early_stopped"
     assert result.epochs_done == 3  # epoch 1 sets the best; 2 and 3 don't beat it by 1e9
@@ -163,13 +172,34 @@ def test_device_resolution():
 
 def _cli(args: list[str], **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "lsx", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lsx", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_cli_trains_refuses_overwrite_and_resumes(tmp_path):
-    args = ["train", "--model", "ae", "--data", "digits", "--out", str(tmp_path), "--name", "r",
-            "--epochs", "2", "--latent-dim", "2", "--no-progress"]
+    args = [
+        "train",
+        "--model",
+        "ae",
+        "--data",
+        "digits",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--epochs",
+        "2",
+        "--latent-dim",
+        "2",
+        "--no-progress",
+    ]
     proc = _cli(args)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -197,8 +227,26 @@ def test_cli_unknown_dataset_and_kind_list_the_known_ones(tmp_path):
 
 
 def test_sigterm_leaves_a_checkpoint_and_exits_cleanly(tmp_path):
-    proc = _cli(["train", "--model", "ae", "--data", "mnist5k", "--out", str(tmp_path), "--name",
-                 "s", "--epochs", "200", "--latent-dim", "2", "--hidden-dim", "8", "--no-progress"])
+    proc = _cli(
+        [
+            "train",
+            "--model",
+            "ae",
+            "--data",
+            "mnist5k",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "s",
+            "--epochs",
+            "200",
+            "--latent-dim",
+            "2",
+            "--hidden-dim",
+            "8",
+            "--no-progress",
+        ]
+    )
     run = tmp_path / "s"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (run / METRICS_NAME).exists():
@@ -216,8 +264,24 @@ def test_sigterm_leaves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 
 def test_sigkill_mid_training_leaves_a_loadable_checkpoint_that_resumes(tmp_path):
-    proc = _cli(["train", "--model", "vae", "--data", "digits", "--out", str(tmp_path), "--name",
-                 "k", "--epochs", "400", "--latent-dim", "2", "--no-progress"])
+    proc = _cli(
+        [
+            "train",
+            "--model",
+            "vae",
+            "--data",
+            "digits",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "k",
+            "--epochs",
+            "400",
+            "--latent-dim",
+            "2",
+            "--no-progress",
+        ]
+    )
     run = tmp_path / "k"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and len(read_jsonl(run / METRICS_NAME)) < 2:
@@ -227,8 +291,19 @@ def test_sigkill_mid_training_leaves_a_loadable_checkpoint_that_resumes(tmp_path
     proc.communicate()
     load_checkpoint(run)
     done = len(read_jsonl(run / METRICS_NAME))
-    resumed = _cli(["train", "--out", str(tmp_path), "--name", "k", "--resume", "--epochs",
-                    str(done + 1), "--no-progress"])
+    resumed = _cli(
+        [
+            "train",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "k",
+            "--resume",
+            "--epochs",
+            str(done + 1),
+            "--no-progress",
+        ]
+    )
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert read_jsonl(run / METRICS_NAME)[-1]["epoch"] == done + 1

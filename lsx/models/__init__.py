@@ -55,5 +55,12 @@ def build_model(config: ModelConfig) -> nn.Module:
     return spec_for(config.kind).module_cls(config)
 
 
-__all__ = ["MODELS", "Losses", "ModelSpec", "build_model", "config_from_json_dict", "make_config",
-           "spec_for"]
+__all__ = [
+    "MODELS",
+    "Losses",
+    "ModelSpec",
+    "build_model",
+    "config_from_json_dict",
+    "make_config",
+    "spec_for",
+]

@@ -41,7 +41,8 @@ def check_input(x: torch.Tensor, config: ModelConfig) -> None:
         raise DataShapeError(f"Expected a torch.Tensor batch; got {type(x).__name__}.")
     if x.dim() != 4 or tuple(x.shape[1:]) != tuple(config.input_shape):
         raise DataShapeError(
-            f"{config.kind} model expects images of shape (batch, {', '.join(map(str, config.input_shape))}); "
+            f"{config.kind} model expects images of shape "
+            f"(batch, {', '.join(map(str, config.input_shape))}); "
             f"got {tuple(x.shape)}. Load the dataset the checkpoint was trained on, or resize "
             "the images to the model's input_shape."
         )

@@ -17,8 +17,17 @@ SHAPES = [((1, 8, 8), False), ((1, 16, 16), False), ((3, 16, 16), True)]
 
 
 def tiny(kind: str, shape=(1, 8, 8), spatial=False, **kw):
-    return build_model(make_config(kind, input_shape=shape, latent_dim=3, hidden_dim=16,
-                                   spatial=spatial, arch="conv" if spatial else "auto", **kw))
+    return build_model(
+        make_config(
+            kind,
+            input_shape=shape,
+            latent_dim=3,
+            hidden_dim=16,
+            spatial=spatial,
+            arch="conv" if spatial else "auto",
+            **kw,
+        )
+    )
 
 
 def test_registry_keys_match_config_kind():
@@ -39,7 +48,8 @@ def test_shapes_and_finite_loss(kind, shape, spatial):
     assert tuple(model.latent_shape) == expected[1:]
     x_hat = model.decode(z)
     assert x_hat.shape == x.shape
-    assert float(x_hat.min()) >= 0.0 and float(x_hat.max()) <= 1.0
+    assert float(x_hat.min()) >= 0.0
+    assert float(x_hat.max()) <= 1.0
     losses = model.loss(x)
     assert torch.isfinite(losses.total)
     assert "recon" in losses.terms
@@ -80,7 +90,8 @@ def test_checkpoint_round_trip_gives_identical_outputs(kind, shape, spatial, tmp
 def test_config_json_round_trip(kind):
     config = make_config(kind, input_shape=(3, 32, 32), latent_dim=5)
     again = config_from_json_dict(config_to_dict(config))
-    assert again == config and isinstance(again.input_shape, tuple)
+    assert again == config
+    assert isinstance(again.input_shape, tuple)
 
 
 def test_unknown_kind_lists_known_kinds():
