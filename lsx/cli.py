@@ -175,11 +175,8 @@ def _runs(args: argparse.Namespace) -> int:
     runs, skipped = list_runs(args.out)
     for r in runs:
         last = r.final_metrics.get("test_loss")
-        print(
-            f"{r.name:32s} {r.kind:6s} {r.dataset:12s} "(
-                f"test_loss {last:.5g}" if last is not None else ""
-            )
-        )
+        loss = f"test_loss {last:.5g}" if last is not None else ""
+        print(f"{r.name:32s} {r.kind:6s} {r.dataset:12s} {loss}")
     for name, why in skipped:
         print(f"skipped {name}: {why}")
     if not runs:

@@ -72,6 +72,11 @@ def _batches(n: int, batch_size: int) -> Iterator[slice]:
         yield slice(start, min(start + batch_size, n))
 
 
+def _batch(a: np.ndarray) -> torch.Tensor:
+    """A batch as a tensor; copies when the array is read-only (lsx.data returns such arrays)."""
+    return torch.from_numpy(a if a.flags.writeable else np.array(a))
+
+
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
@@ -107,7 +112,7 @@ def encode_array(
     out = np.empty((len(x), math.prod(model.latent_shape)), dtype=np.float32)
     with torch.inference_mode():
         for sl in _batches(len(x), batch_size):
-            z = model.encode(torch.from_numpy(x[sl]).to(device))  # (batch, *latent_shape)
+            z = model.encode(_batch(x[sl]).to(device))  # (batch, *latent_shape)
             out[sl] = _to_numpy(z.flatten(1))
     return out
 
@@ -131,7 +136,7 @@ def reconstruct_array(
     out = np.empty(x.shape, dtype=np.float32)
     with torch.inference_mode():
         for sl in _batches(len(x), batch_size):
-            out[sl] = _to_numpy(model.decode(model.encode(torch.from_numpy(x[sl]).to(device))))
+            out[sl] = _to_numpy(model.decode(model.encode(_batch(x[sl]).to(device))))
     return out
 
 
@@ -156,7 +161,7 @@ def embed(
     err_out = np.empty(len(x), dtype=np.float32)
     with torch.inference_mode():
         for sl in _batches(len(x), batch_size):
-            xb = torch.from_numpy(x[sl]).to(device)  # (batch, C, H, W)
+            xb = _batch(x[sl]).to(device)  # (batch, C, H, W)
             z = model.encode(xb)  # (batch, *latent_shape)
             x_hat = model.decode(z)
             z_out[sl] = _to_numpy(z.flatten(1))
@@ -200,5 +205,5 @@ def decode_array(
     out = np.empty((len(z), *model.config.input_shape), dtype=np.float32)
     with torch.inference_mode():
         for sl in _batches(len(z), batch_size):
-            out[sl] = _to_numpy(model.decode(torch.from_numpy(z[sl]).to(device)))
+            out[sl] = _to_numpy(model.decode(_batch(z[sl]).to(device)))
     return out

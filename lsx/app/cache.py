@@ -1,0 +1,430 @@
+"""Cached, shared loaders of the app: runs, models, datasets, embeddings, projections, map data.
+
+Rules (house-style.md rule 11, field-notes.md B.5):
+- Models come from ``st.cache_resource(max_entries=4)`` keyed by ``(run_dir, weights sha)``:
+  loaded once, ``eval()``, ``requires_grad_(False)``, never mutated, used under
+  ``torch.inference_mode()`` (inside ``lsx.analysis``), so threads can share them.
+- Everything else is a bounded ``st.cache_data`` with str/int arguments. Embeddings and
+  projections go through :mod:`lsx.store`, so they also persist on disk in ``<run_dir>/cache/``
+  and survive a server restart; a rerun never encodes or projects again.
+Only values lsx produced are cached (``cache_data`` pickles).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+from torch import nn
+
+from lsx.analysis import reconstruct_array, sample_per_class
+from lsx.checkpoint import (
+    CONFIG_NAME,
+    METRICS_NAME,
+    STATUS_NAME,
+    WEIGHTS_NAME,
+    RunInfo,
+    list_runs,
+    load_checkpoint,
+    read_header,
+    weights_sha256,
+)
+from lsx.config import ModelConfig
+from lsx.data import Dataset, load_dataset
+from lsx.errors import CheckpointError, ConfigError
+from lsx.store import cached_embedding, cached_projection
+from lsx.viz.latent import hover_texts
+
+CACHE_SUBDIR = "cache"  # <run_dir>/cache/, managed by lsx.store (git-ignored)
+SPLITS = ("train", "test")
+THREADS_ENV = "LSX_TORCH_THREADS"
+AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
+
+
+@st.cache_resource(show_spinner=False)
+def configure_torch() -> int:
+    """Set torch's CPU thread count once per process (a cached resource runs once).
+
+    Returns
+    -------
+    int
+        The thread count: ``$LSX_TORCH_THREADS``, else ``min(4, cpu count)``.
+    """
+    n = int(os.environ.get(THREADS_ENV, min(4, os.cpu_count() or 1)))
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+def _stamp(root: Path) -> tuple[tuple[str, int], ...]:
+    """Modification times of the files list_runs reads: a change means "list again"."""
+    out: list[tuple[str, int]] = []
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return ()
+    for entry in entries:
+        try:
+            out.append((entry.name, entry.stat().st_mtime_ns))
+        except OSError:  # a dangling link: list_runs says why it is skipped
+            out.append((entry.name, -1))
+            continue
+        if entry.is_dir():
+            for name in (CONFIG_NAME, WEIGHTS_NAME, STATUS_NAME, METRICS_NAME):
+                try:
+                    out.append(
+                        (f"{entry.name}/{name}", os.stat(Path(entry.path) / name).st_mtime_ns)
+                    )
+                except OSError:
+                    continue
+    return tuple(out)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _list_runs(root: str, stamp: tuple[tuple[str, int], ...]) -> tuple[list[RunInfo], list]:
+    return list_runs(Path(root))
+
+
+def runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
+    """Valid runs under ``root`` and ``(name, reason)`` for each skipped entry.
+
+    Listed again only when a run's files change (keyed by their modification times).
+
+    Parameters
+    ----------
+    root : Path
+        The checkpoints folder.
+
+    Returns
+    -------
+    runs : list of RunInfo
+    skipped : list of (name, reason)
+    """
+    return _list_runs(str(root), _stamp(Path(root)))
+
+
+def weights_version(run_dir: str) -> str:
+    """sha256 (16 hex digits) of the run's weights, hashed again only when the file changes.
+
+    Raises
+    ------
+    CheckpointError
+        The run has no ``model.safetensors``.
+    """
+    try:
+        info = (Path(run_dir) / WEIGHTS_NAME).stat()
+    except OSError as err:
+        raise CheckpointError(
+            f"{run_dir} has no {WEIGHTS_NAME}; pick another run in the sidebar or retrain it."
+        ) from err
+    return _sha(run_dir, info.st_mtime_ns, info.st_size)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _sha(run_dir: str, mtime_ns: int, size: int) -> str:
+    return weights_sha256(Path(run_dir))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint ...")
+def load_run(run_dir: str, sha: str) -> tuple[nn.Module, ModelConfig]:
+    """The run's model, shared read-only by every session (``sha`` is the cache key only).
+
+    Returns
+    -------
+    model : nn.Module
+        In eval mode, ``requires_grad_(False)``, on CPU. Never mutate it.
+    config : ModelConfig
+
+    Raises
+    ------
+    CheckpointError
+        Missing, corrupt or mismatched files (see ``lsx.checkpoint.load_checkpoint``).
+    """
+    model, config = load_checkpoint(Path(run_dir))
+    model.eval().requires_grad_(False)
+    return model, config
+
+
+def latent_numel(model: nn.Module) -> int:
+    """Number of latent coordinates per sample.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An lsx model (``latent_shape``).
+
+    Returns
+    -------
+    int
+        ``prod(model.latent_shape)``: a spatial latent ``(C, h, w)`` counts ``C * h * w``.
+    """
+    return int(math.prod(model.latent_shape))
+
+
+def run_dataset(run_dir: str) -> tuple[Dataset, str | None]:
+    """The dataset the run was trained on, and a warning if it changed since training.
+
+    ``lsx.data.load_dataset`` caches it per process with read-only arrays.
+
+    Returns
+    -------
+    dataset : Dataset
+    warning : str or None
+        Set when the content hash differs from the one recorded in ``config.json``.
+
+    Raises
+    ------
+    CheckpointError
+        ``config.json`` records no dataset.
+    LsxError
+        The dataset cannot be loaded (``ConfigError``, ``DatasetError``).
+    """
+    header = read_header(Path(run_dir))
+    data = header.get("data") or {}
+    spec = data.get("spec")
+    if not spec:
+        raise CheckpointError(
+            f"{Path(run_dir) / CONFIG_NAME} records no dataset (its 'data' entry has no 'spec'), "
+            "so lsx cannot tell which images to map. Runs trained with `python -m lsx train` "
+            "record it; retrain this one that way."
+        )
+    ds = load_dataset(spec, image_size=data.get("image_size"), seed=int(data.get("seed", 0)))
+    recorded = data.get("hash")
+    warning = None
+    if recorded and recorded != ds.content_hash:
+        warning = (
+            f"The dataset {spec!r} changed since this run was trained (recorded hash {recorded}, "
+            f"now {ds.content_hash}). The map shows today's data through the trained model; "
+            "retrain the run for a faithful picture."
+        )
+    return ds, warning
+
+
+# ------------------------------------------------------------------------------ embeddings
+
+
+@st.cache_data(max_entries=16, show_spinner="Encoding the dataset with the model ...")
+def embedding(run_dir: str, sha: str, data_hash: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Latent codes ``(n, latent_numel)`` and reconstruction errors ``(n,)`` of one split.
+
+    Read from ``<run_dir>/cache/`` when stored there, else computed once and stored.
+    """
+    model, _ = load_run(run_dir, sha)
+    ds, _ = run_dataset(run_dir)
+    x, _ = ds.split(split)
+    emb, _, _ = cached_embedding(
+        Path(run_dir) / CACHE_SUBDIR,
+        model=model,
+        checkpoint_sha=sha,
+        data_hash=data_hash,
+        split=split,
+        x=x,
+    )
+    return emb.z, emb.recon_error
+
+
+@st.cache_data(
+    max_entries=16,
+    show_spinner="Projecting the latent codes (UMAP and t-SNE take a while the first time; "
+    "the result is then cached on disk) ...",
+)
+def projection(
+    run_dir: str, sha: str, data_hash: str, method: str, n_components: int, seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Projection of train + test latents (train first), fitted once on both splits.
+
+    Returns
+    -------
+    coords : ndarray of shape (n_train + n_test, n_components), float32
+    manifest : dict
+        lsx.store's manifest plus ``disk_cache`` ("hit" or "miss") and ``load_or_compute_s``.
+    """
+    z = np.concatenate([embedding(run_dir, sha, data_hash, s)[0] for s in SPLITS])
+    start = time.perf_counter()
+    coords, manifest, hit = cached_projection(
+        Path(run_dir) / CACHE_SUBDIR,
+        z=z,
+        checkpoint_sha=sha,
+        data_hash=data_hash,
+        split="all",
+        method=method,
+        n_components=n_components,
+        seed=seed,
+    )
+    info = {
+        **manifest,
+        "disk_cache": "hit" if hit else "miss",
+        "load_or_compute_s": round(time.perf_counter() - start, 3),
+    }
+    return np.asarray(coords, dtype=np.float32), info
+
+
+# ------------------------------------------------------------------------------ map data
+
+
+@dataclass(frozen=True, eq=False)
+class MapFrame:
+    """Everything the latent-map figure needs, for one set of view settings.
+
+    ``ids`` number train samples first (0 .. n_train - 1), then test samples.
+    """
+
+    coords: np.ndarray  # (n_shown, 2 or 3)
+    ids: np.ndarray  # (n_shown,) int64
+    color: np.ndarray | None  # (n_shown,) codes or floats
+    categories: tuple[str, ...] | None
+    color_title: str
+    hover: list[str]
+    axis_titles: tuple[str, ...]
+    n_shown: int
+    n_total: int
+    manifest: dict[str, Any]
+
+
+def _pool(split: str, n_train: int, n_all: int) -> np.ndarray:
+    if split == "train":
+        return np.arange(n_train)
+    if split == "test":
+        return np.arange(n_train, n_all)
+    if split == "all":
+        return np.arange(n_all)
+    raise ConfigError(f"Unknown split {split!r}; use 'train', 'test' or 'all'.")
+
+
+def _color(
+    key: str, ds: Dataset, z: np.ndarray, err: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, tuple[str, ...] | None, str]:
+    """Colour values, category names (None: continuous) and title for a colour key."""
+    if key.startswith("label:") and key[6:] in ds.label_names:
+        attr = key[6:]
+        codes = np.concatenate([ds.labels_train[attr], ds.labels_test[attr]])[keep]
+        return codes, tuple(ds.label_names[attr]), attr
+    if key == "error":
+        return err[keep], None, "reconstruction MSE"
+    if key.startswith("latent:") and key[7:].isdigit() and int(key[7:]) < z.shape[1]:
+        dim = int(key[7:])
+        return z[keep, dim], None, f"z[{dim}]"
+    raise ConfigError(
+        f"Unknown colour {key!r}; use 'label:<attribute>' with one of "
+        f"{sorted(ds.label_names)}, 'error', or 'latent:<k>' with k in 0..{z.shape[1] - 1}."
+    )
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def latent_map(
+    run_dir: str,
+    sha: str,
+    data_hash: str,
+    method: str,
+    n_components: int,
+    seed: int,
+    split: str,
+    color: str,
+    cap: int,
+) -> MapFrame:
+    """The points, colours and hover texts of one latent-map view (per-class sample if capped).
+
+    Parameters
+    ----------
+    run_dir, sha, data_hash : str
+        The run, its weights hash and its dataset's content hash (cache keys).
+    method : {"pca", "umap", "tsne"}
+    n_components : {2, 3}
+    seed : int
+        Seed of the projection.
+    split : {"train", "test", "all"}
+    color : str
+        ``"label:<attribute>"``, ``"error"`` or ``"latent:<k>"``.
+    cap : int
+        Most points to show; above it, ``lsx.analysis.sample_per_class`` keeps each class's
+        share (seed 0), never "the first N".
+
+    Returns
+    -------
+    MapFrame
+    """
+    ds, _ = run_dataset(run_dir)
+    coords, manifest = projection(run_dir, sha, data_hash, method, n_components, seed)
+    parts = [embedding(run_dir, sha, data_hash, s) for s in SPLITS]
+    z = np.concatenate([p[0] for p in parts])
+    err = np.concatenate([p[1] for p in parts])
+    n_train = len(ds.x_train)
+    pool = _pool(split, n_train, len(z))
+    y = np.concatenate([ds.y_train, ds.y_test])
+    keep = pool
+    if cap < len(pool):
+        keep = pool[np.asarray(sample_per_class(y[pool], cap, seed=0), dtype=np.int64)]
+    values, categories, title = _color(color, ds, z, err, keep)
+    in_train = keep < n_train
+    labels = {
+        attr: np.asarray(names, dtype=object)[
+            np.concatenate([ds.labels_train[attr], ds.labels_test[attr]])[keep]
+        ]
+        for attr, names in ds.label_names.items()
+    }
+    hover = hover_texts(
+        keep,
+        np.where(in_train, "train", "test").tolist(),
+        np.where(in_train, keep, keep - n_train),
+        labels,
+        err[keep],
+    )
+    prefix = AXIS_PREFIX.get(method, method)
+    return MapFrame(
+        coords=coords[keep],
+        ids=keep.astype(np.int64),
+        color=values,
+        categories=categories,
+        color_title=title,
+        hover=hover,
+        axis_titles=tuple(f"{prefix} {i + 1}" for i in range(n_components)),
+        n_shown=len(keep),
+        n_total=len(pool),
+        manifest=manifest,
+    )
+
+
+# ------------------------------------------------------------------------------ samples
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def samples(
+    run_dir: str, sha: str, data_hash: str, ids: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Inputs, reconstructions and captions of samples by id (train first, then test).
+
+    Returns
+    -------
+    x, x_hat : ndarrays of shape (len(ids), C, H, W), float32 in [0, 1]
+    captions : list of str
+        ``"id 12 · digit 3"``: the id and the primary label.
+
+    Raises
+    ------
+    ConfigError
+        An id is outside ``0 .. n_train + n_test - 1``.
+    """
+    model, _ = load_run(run_dir, sha)
+    ds, _ = run_dataset(run_dir)
+    n_train, n_all = len(ds.x_train), len(ds.x_train) + len(ds.x_test)
+    bad = [i for i in ids if not 0 <= i < n_all]
+    if bad:
+        raise ConfigError(
+            f"Sample id(s) {bad[:5]} out of range; this run's data has ids 0..{n_all - 1} "
+            f"(0..{n_train - 1} train, {n_train}..{n_all - 1} test)."
+        )
+    x = np.stack([ds.x_train[i] if i < n_train else ds.x_test[i - n_train] for i in ids])
+    y = [int(ds.y_train[i]) if i < n_train else int(ds.y_test[i - n_train]) for i in ids]
+    captions = [
+        f"id {i} · {ds.primary} {ds.class_names[label]}" for i, label in zip(ids, y, strict=True)
+    ]
+    return x, reconstruct_array(model, x), captions

@@ -1,0 +1,94 @@
+"""Latent map: where does each input land in the latent space, and how well is it reconstructed?
+
+Select points (box or lasso) to see them beside their reconstructions; the decode panel shows
+any sample's input, reconstruction and residual.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lsx.app import cache, state, widgets
+from lsx.errors import LsxError
+from lsx.viz.images import decode_triptych, pair_tiles
+from lsx.viz.latent import latent_scatter
+
+GALLERY_CAP = 32
+
+state.init("Latent map")
+widgets.run_picker()
+st.title("Latent map")
+run_dir = st.session_state[state.RUN_DIR]
+if run_dir is None:
+    widgets.no_run_message()
+    st.stop()
+
+try:
+    sha = cache.weights_version(run_dir)
+    model, _ = cache.load_run(run_dir, sha)
+    ds, data_warning = cache.run_dataset(run_dir)
+    view = widgets.map_controls(ds.label_names, cache.latent_numel(model))
+    frame = cache.latent_map(
+        run_dir, sha, ds.content_hash, view.method, view.n_components, view.seed,
+        view.split, view.color, view.cap,
+    )  # fmt: skip
+except LsxError as err:
+    st.error(str(err))
+    st.stop()
+
+if data_warning:
+    st.warning(data_warning)
+sampled = " (a per-class sample; raise **Max points** in the sidebar to see more)"
+st.markdown(
+    f"Showing **{frame.n_shown:,}** of **{frame.n_total:,}** points · {view.split} split · "
+    f"{view.method.upper()} {view.n_components}-D · coloured by {frame.color_title}"
+    + (sampled if frame.n_shown < frame.n_total else "")
+)
+fig = latent_scatter(
+    frame.coords,
+    frame.ids,
+    color=frame.color,
+    categories=frame.categories,
+    color_title=frame.color_title,
+    hover=frame.hover,
+    axis_titles=frame.axis_titles,
+    uirevision=f"{run_dir}|{view.method}|{view.n_components}|{view.seed}",
+)
+event = st.plotly_chart(
+    fig, key=state.LM_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
+)
+with st.expander("Projection manifest (method, parameters, seed, versions, cache)"):
+    st.json(frame.manifest, expanded=1)
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("Selection")
+    ids = widgets.selected_ids(event, frame.ids)
+    if not ids:
+        st.caption(
+            "Drag a box or lasso on the map (2-D) or click a point to see the inputs beside "
+            "their reconstructions (left: input, right: reconstruction)."
+        )
+    else:
+        try:
+            shown = widgets.spread(ids, GALLERY_CAP)
+            x, x_hat, captions = cache.samples(run_dir, sha, ds.content_hash, shown)
+        except LsxError as err:
+            st.error(str(err))
+        else:
+            st.caption(
+                f"Showing {len(shown)} of {len(ids)} selected (spread over the selection; "
+                "left: input, right: reconstruction)."
+            )
+            st.image(pair_tiles(x, x_hat), caption=captions, output_format="PNG")
+with right:
+    st.subheader("Decode a sample")
+    sample_id = widgets.sample_id_input(len(ds.x_train), len(ds.x_test))
+    try:
+        x, x_hat, captions = cache.samples(run_dir, sha, ds.content_hash, (sample_id,))
+    except LsxError as err:
+        st.error(str(err))
+    else:
+        images, labels, summary = decode_triptych(x[0], x_hat[0])
+        st.caption(f"Sample {captions[0]} · {summary}")
+        st.image(images, caption=labels, output_format="PNG")

@@ -1,0 +1,87 @@
+"""The Latent map page in a real browser: deep link first on a fresh server, pick a run in the
+sidebar, the WebGL chart draws every point, a box selection shows the gallery, no exception box,
+no traceback in the server log. Saves ``tests/artifacts/latent_map.png`` (git-ignored)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
+TIMEOUT_MS = 180_000  # a cold map encodes the data set (seconds on a contended CPU)
+POINTS_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
+  return gd && gd._fullData ? gd._fullData.reduce((s, t) => s + (t._length || 0), 0) : 0; }"""
+APP = "[data-testid='stApp']"
+
+
+def wait_idle(page) -> None:
+    """Connected, script not running, no skeletons left (field-notes.md B.3)."""
+    page.wait_for_selector(f"{APP}[data-test-connection-state='CONNECTED']", timeout=TIMEOUT_MS)
+    page.wait_for_selector(f"{APP}[data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
+        timeout=TIMEOUT_MS,
+    )
+
+
+@pytest.mark.browser
+def test_latent_map_deep_link_pick_run_select_points(chromium, server, run_choice):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.goto(f"{server.url}/latent_map")  # deep link first, on a fresh server
+            page.get_by_text("Pick a checkpoint").wait_for(timeout=TIMEOUT_MS)
+            wait_idle(page)
+
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_test_id("stSelectbox").first.click()
+            page.get_by_role("option", name=re.compile(re.escape(run_choice.name))).click()
+            page.wait_for_selector(".js-plotly-plot", timeout=TIMEOUT_MS)
+            page.wait_for_function(f"({POINTS_JS})() > 0", timeout=TIMEOUT_MS)
+            wait_idle(page)
+            headline = page.get_by_text(
+                re.compile(r"^Showing [\d,]+ of [\d,]+ points")
+            ).inner_text()
+            n_shown = int(re.match(r"Showing ([\d,]+)", headline).group(1).replace(",", ""))
+            assert page.evaluate(POINTS_JS) == n_shown
+            assert page.locator("[data-testid='stException']").count() == 0
+
+            # box-select part of the map: ids come back through customdata -> gallery
+            box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+            x0, y0 = box["x"] + 0.3 * box["width"], box["y"] + 0.3 * box["height"]
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            page.mouse.move(x0 + 0.2 * box["width"], y0 + 0.2 * box["height"], steps=10)
+            page.mouse.move(x0 + 0.4 * box["width"], y0 + 0.4 * box["height"], steps=10)
+            page.mouse.up()
+            page.get_by_text(re.compile(r"Showing \d+ of \d+ selected")).wait_for(
+                timeout=TIMEOUT_MS
+            )
+            wait_idle(page)
+            assert page.locator("[data-testid='stImage']").count() >= 2  # gallery + decode panel
+            assert page.locator("[data-testid='stException']").count() == 0
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.mouse.move(5, 5)  # no hover label in the screenshot
+            page.screenshot(path=str(ARTIFACTS / "latent_map.png"))
+        finally:
+            browser.close()
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
