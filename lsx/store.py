@@ -303,7 +303,8 @@ def cached_projection(
     n_components: int = 2,
     seed: int | None = 0,
     params: Mapping[str, Any] | None = None,
-) -> tuple[np.ndarray, Manifest, bool]:
+    compute: bool = True,
+) -> tuple[np.ndarray | None, Manifest, bool]:
     """:func:`lsx.analysis.project` of ``z``, from the cache when a valid entry exists.
 
     Parameters
@@ -315,10 +316,14 @@ def cached_projection(
     method, n_components, seed, params
         As in :func:`lsx.analysis.project`; ``params`` are resolved against the method's
         defaults first, so ``{}`` and the explicit defaults share an entry.
+    compute : bool
+        False only looks: on a miss it returns ``(None, request manifest, False)`` without
+        projecting (the app uses it to decide whether to start a background job).
 
     Returns
     -------
-    coords : ndarray of shape (n_samples, n_components), float32
+    coords : ndarray of shape (n_samples, n_components), float32, or None
+        None only on a miss with ``compute=False``.
     manifest : dict
         As in :func:`cached_embedding`.
     hit : bool
@@ -357,6 +362,8 @@ def cached_projection(
     arrays, manifest, stale = _lookup(cache_dir, request, {"coords": (len(z), n_components)})
     if arrays is not None and manifest is not None:
         return arrays["coords"], manifest, True
+    if not compute:
+        return None, {**request, "cached": False, "stale_reason": stale}, False
     start = time.perf_counter()
     coords = project(z, method, n_components, seed=seed, **resolved)
     seconds = time.perf_counter() - start

@@ -28,8 +28,13 @@ try:
     model, _ = cache.load_run(run_dir, sha)
     ds, data_warning = cache.run_dataset(run_dir)
     view = widgets.map_controls(ds.label_names, cache.latent_numel(model))
+    method = view.method
+    job = cache.projection_job(run_dir, sha, ds.content_hash, method, view.n_components, view.seed)
+    if job is not None:  # UMAP/t-SNE not cached yet: fitted off the request path, PCA meanwhile
+        widgets.wait_for_projection(job, method, len(ds.x_train) + len(ds.x_test))
+        method = "pca"
     frame = cache.latent_map(
-        run_dir, sha, ds.content_hash, view.method, view.n_components, view.seed,
+        run_dir, sha, ds.content_hash, method, view.n_components, view.seed,
         view.split, view.color, view.cap,
     )  # fmt: skip
 except LsxError as err:
@@ -41,7 +46,7 @@ if data_warning:
 sampled = " (a per-class sample; raise **Max points** in the sidebar to see more)"
 st.markdown(
     f"Showing **{frame.n_shown:,}** of **{frame.n_total:,}** points · {view.split} split · "
-    f"{view.method.upper()} {view.n_components}-D · coloured by {frame.color_title}"
+    f"{method.upper()} {view.n_components}-D · coloured by {frame.color_title}"
     + (sampled if frame.n_shown < frame.n_total else "")
 )
 fig = latent_scatter(
@@ -52,7 +57,7 @@ fig = latent_scatter(
     color_title=frame.color_title,
     hover=frame.hover,
     axis_titles=frame.axis_titles,
-    uirevision=f"{run_dir}|{view.method}|{view.n_components}|{view.seed}",
+    uirevision=f"{run_dir}|{method}|{view.n_components}|{view.seed}",
 )
 event = st.plotly_chart(
     fig, key=state.LM_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")

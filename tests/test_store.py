@@ -426,3 +426,19 @@ def test_run_dir_round_trip(tmp_path, tiny_dataset):
     assert not hit
     assert "checkpoint_sha" in manifest["recomputed_because"]
     assert len(clear_stale(cache, new_sha, tiny_dataset.content_hash)) == 4
+
+
+def test_compute_false_only_looks(cache, z, monkeypatch):
+    calls = []
+    monkeypatch.setattr(store, "project", lambda *a, **k: calls.append(1) or np.zeros((30, 2), np.float32))
+    coords, manifest, hit = _proj(cache, z, compute=False)
+    assert coords is None
+    assert not hit
+    assert manifest["cached"] is False
+    assert not calls
+    assert not cache.exists() or not list(cache.glob("*.np*"))
+    _proj(cache, z)
+    assert calls == [1]
+    coords, _, hit = _proj(cache, z, compute=False)
+    assert hit
+    assert coords.shape == (30, 2)

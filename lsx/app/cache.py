@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,6 +268,74 @@ def projection(
         "load_or_compute_s": round(time.perf_counter() - start, 3),
     }
     return np.asarray(coords, dtype=np.float32), info
+
+
+# ------------------------------------------------------------------------------ background fits
+
+
+class _Jobs:
+    """UMAP/t-SNE fits run here, off the request path: one worker thread per server process, so
+    fits never compete for the two cores, and numba's JIT is paid once per process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsx-projection")
+        self.futures: dict[tuple, Future] = {}
+        self.ready: set[tuple] = set()
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs() -> _Jobs:
+    return _Jobs()
+
+
+def _fit_in_background(run_dir: str, key: tuple, z: np.ndarray) -> float:
+    """Runs in the worker thread: lsx only, no Streamlit calls (no ScriptRunContext there)."""
+    _, sha, data_hash, method, n_components, seed = key
+    start = time.perf_counter()
+    cached_projection(
+        Path(run_dir) / CACHE_SUBDIR, z=z, checkpoint_sha=sha, data_hash=data_hash,
+        split="all", method=method, n_components=n_components, seed=seed,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def projection_job(
+    run_dir: str, sha: str, data_hash: str, method: str, n_components: int, seed: int
+) -> Future | None:
+    """None when the projection is ready (in memory or on disk); else its background job.
+
+    A missing projection is started in the shared worker (once per key, shared by every
+    browser session); a failed job is retried on the next call. PCA is instant: always None.
+    """
+    if method == "pca":
+        return None
+    key = (run_dir, sha, data_hash, method, int(n_components), int(seed))
+    jobs = _jobs()
+    with jobs.lock:
+        if key in jobs.ready:
+            return None
+        future = jobs.futures.get(key)
+        if future is not None and not (future.done() and future.exception() is not None):
+            if future.done():
+                jobs.ready.add(key)
+                del jobs.futures[key]
+                return None
+            return future
+    z = np.concatenate([embedding(run_dir, sha, data_hash, s)[0] for s in SPLITS])
+    coords, _, hit = cached_projection(
+        Path(run_dir) / CACHE_SUBDIR, z=z, checkpoint_sha=sha, data_hash=data_hash, split="all",
+        method=method, n_components=n_components, seed=seed, compute=False,
+    )  # fmt: skip
+    with jobs.lock:
+        if hit:
+            jobs.ready.add(key)
+            return None
+        future = jobs.futures.get(key)
+        if future is None or (future.done() and future.exception() is not None):
+            future = jobs.pool.submit(_fit_in_background, run_dir, key, z)
+            jobs.futures[key] = future
+        return future
 
 
 # ------------------------------------------------------------------------------ map data

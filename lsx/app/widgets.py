@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -410,3 +411,28 @@ def sample_id_input(n_train: int, n_test: int) -> int:
         help="Hover a point on the map to see its id.",
     )
     return int(st.session_state[state.LM_DECODE_ID])
+
+
+def wait_for_projection(job: Future, method: str, n_points: int) -> None:
+    """Say a projection is being fitted in the background; rerun the page when it is done.
+
+    The map meanwhile shows PCA. A fragment polls the job every 2 s, so this browser session
+    stays responsive and other sessions are not blocked.
+    """
+    st.info(
+        f"Fitting {method.upper()} on {n_points:,} points in the background (the first fit in "
+        "a server process also compiles numba, about 15-45 s on 2 cores; afterwards it is read "
+        "from the disk cache). Showing PCA until it is ready; the map switches by itself.",
+        icon="⏳",
+    )
+
+    @st.fragment(run_every="2s")
+    def _poll() -> None:
+        if not job.done():
+            return
+        if job.exception() is not None:
+            st.error(f"{method.upper()} failed: {job.exception()}. Pick another method or seed.")
+            return
+        st.rerun(scope="app")
+
+    _poll()

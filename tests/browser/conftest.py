@@ -7,6 +7,7 @@ A missing chromium or playwright skips the tests locally but FAILS them when ``C
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -123,9 +124,16 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 @pytest.fixture
 def server(chromium: str, run_choice: RunChoice, tmp_path: Path) -> Iterator[Server]:
     """A fresh ``streamlit run app.py`` on a free port; stopped by its PID afterwards."""
+    with serve(run_choice.root, tmp_path) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def serve(root: Path, tmp_path: Path) -> Iterator[Server]:
+    """Start ``streamlit run app.py`` with ``LSX_CHECKPOINTS=root``; stop exactly that PID."""
     port = _free_port()
     log = tmp_path / "streamlit.log"
-    env = {**os.environ, "LSX_CHECKPOINTS": str(run_choice.root), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "LSX_CHECKPOINTS": str(root), "PYTHONUNBUFFERED": "1"}
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.port", str(port),

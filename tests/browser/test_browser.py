@@ -5,6 +5,7 @@ no traceback in the server log. Saves ``tests/artifacts/latent_map.png`` (git-ig
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,18 @@ def wait_idle(page) -> None:
         "document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
         timeout=TIMEOUT_MS,
     )
+
+
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.mark.browser
@@ -81,6 +94,43 @@ def test_latent_map_deep_link_pick_run_select_points(chromium, server, run_choic
             ARTIFACTS.mkdir(exist_ok=True)
             page.mouse.move(5, 5)  # no hover label in the screenshot
             page.screenshot(path=str(ARTIFACTS / "latent_map.png"))
+        finally:
+            browser.close()
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.mark.browser
+def test_umap_is_fitted_in_the_background_and_the_map_switches_by_itself(chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import REPO_CHECKPOINTS, serve
+
+    root = tmp_path / "checkpoints"  # a copy without a disk cache: UMAP must be fitted
+    shutil.copytree(
+        REPO_CHECKPOINTS / "demo-ae-digits",
+        root / "demo-ae-digits",
+        ignore=shutil.ignore_patterns("cache"),
+    )
+    with serve(root, tmp_path) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.goto(f"{server.url}/latent_map?run=demo-ae-digits")
+            page.wait_for_selector(".js-plotly-plot", timeout=TIMEOUT_MS)
+            wait_idle(page)
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_test_id("stSelectbox").nth(1).click()  # Projection
+            page.get_by_role("option", name="UMAP").click()
+            sidebar.get_by_role("button", name="Apply projection").click()
+            # answered at once with PCA and a notice; the fragment switches to UMAP when done
+            page.get_by_text("in the background").wait_for(timeout=30_000)
+            assert page.get_by_text(re.compile(r"PCA 2-D")).count() == 1
+            page.get_by_text(re.compile(r"UMAP 2-D")).wait_for(timeout=TIMEOUT_MS)
+            wait_idle(page)
+            assert page.get_by_text("in the background").count() == 0
+            assert page.evaluate(POINTS_JS) == 1797
+            assert page.locator("[data-testid='stException']").count() == 0
         finally:
             browser.close()
     log = server.log.read_text(errors="replace")
