@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from lsx.cli import DEMOS  # noqa: E402
 from lsx.config import TrainConfig  # noqa: E402
 from lsx.data import load_dataset  # noqa: E402
+from lsx.demos import DEMOS  # noqa: E402
 from lsx.models import MODELS, build_model, make_config  # noqa: E402
 from lsx.train import Trainer  # noqa: E402
 

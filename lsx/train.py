@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,6 +68,14 @@ def data_info(dataset: Dataset, image_size: int | None = None) -> dict[str, Any]
         "n_test": len(dataset.x_test),
         "label_names": {k: list(v) for k, v in dataset.label_names.items()},
     }
+
+
+def label_matrix(dataset: Dataset, split: str) -> np.ndarray:
+    """What ``model.loss`` gets as ``y``: the primary labels, shape (n,), when the dataset has one
+    label attribute; all attributes in ``label_names`` order, shape (n, n_attributes), otherwise."""
+    labels = getattr(dataset, f"labels_{split}")
+    columns = [np.asarray(labels[attr], dtype=np.int64) for attr in dataset.label_names]
+    return columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
 
 
 @dataclass
@@ -166,7 +175,12 @@ class Trainer:
         # (dataset arrays are read-only; copy so torch gets writable memory)
         self.x_train, self.y_train, self.x_test, self.y_test = (
             torch.from_numpy(a.copy()).to(self.device)
-            for a in (dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test)
+            for a in (
+                dataset.x_train,
+                label_matrix(dataset, "train"),
+                dataset.x_test,
+                label_matrix(dataset, "test"),
+            )
         )
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best, self.bad_epochs, self.lr_halved = math.inf, 0, False

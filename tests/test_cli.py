@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from lsx.checkpoint import METRICS_NAME, list_runs, read_jsonl
-from lsx.cli import DEMOS, main
+from lsx.cli import main
+from lsx.demos import DEMOS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints"

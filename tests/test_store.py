@@ -430,7 +430,9 @@ def test_run_dir_round_trip(tmp_path, tiny_dataset):
 
 def test_compute_false_only_looks(cache, z, monkeypatch):
     calls = []
-    monkeypatch.setattr(store, "project", lambda *a, **k: calls.append(1) or np.zeros((30, 2), np.float32))
+    monkeypatch.setattr(
+        store, "project", lambda *a, **k: calls.append(1) or np.zeros((30, 2), np.float32)
+    )
     coords, manifest, hit = _proj(cache, z, compute=False)
     assert coords is None
     assert not hit

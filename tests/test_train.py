@@ -307,3 +307,27 @@ def test_sigkill_mid_training_leaves_a_loadable_checkpoint_that_resumes(tmp_path
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert read_jsonl(run / METRICS_NAME)[-1]["epoch"] == done + 1
+
+
+def test_models_get_every_label_attribute_of_a_multi_attribute_dataset(tiny_dataset):
+    from lsx.data.base import Dataset
+    from lsx.train import label_matrix
+
+    two = Dataset(
+        "two",
+        tiny_dataset.x_train,
+        tiny_dataset.x_test,
+        {"a": tiny_dataset.y_train, "b": 1 - tiny_dataset.y_train},
+        {"a": tiny_dataset.y_test, "b": 1 - tiny_dataset.y_test},
+        {"a": ("x", "y"), "b": ("u", "v")},
+    )
+    assert label_matrix(tiny_dataset, "train").shape == (48,)
+    y = label_matrix(two, "test")
+    assert y.shape == (16, 2)
+    assert (y[:, 1] == 1 - y[:, 0]).all()
+    seen = []
+    trainer = Trainer(model_for(two, "ae"), two, cfg(epochs=1))
+    original = trainer.model.loss
+    trainer.model.loss = lambda x, y=None: seen.append(tuple(y.shape)) or original(x, y)
+    trainer.fit()
+    assert seen[0] == (8, 2)

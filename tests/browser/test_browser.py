@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.conftest import CHROMIUM_ARGS, REPO_CHECKPOINTS, serve
+
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 TIMEOUT_MS = 180_000  # a cold map encodes the data set (seconds on a contended CPU)
 POINTS_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
@@ -27,36 +29,12 @@ def wait_idle(page) -> None:
     )
 
 
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
 @pytest.mark.browser
 def test_latent_map_deep_link_pick_run_select_points(chromium, server, run_choice):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1200})
             page.goto(f"{server.url}/latent_map")  # deep link first, on a fresh server
@@ -104,8 +82,6 @@ def test_latent_map_deep_link_pick_run_select_points(chromium, server, run_choic
 def test_umap_is_fitted_in_the_background_and_the_map_switches_by_itself(chromium, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tests.browser.conftest import REPO_CHECKPOINTS, serve
-
     root = tmp_path / "checkpoints"  # a copy without a disk cache: UMAP must be fitted
     shutil.copytree(
         REPO_CHECKPOINTS / "demo-ae-digits",
@@ -113,7 +89,7 @@ def test_umap_is_fitted_in_the_background_and_the_map_switches_by_itself(chromiu
         ignore=shutil.ignore_patterns("cache"),
     )
     with serve(root, tmp_path) as server, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1200})
             page.goto(f"{server.url}/latent_map?run=demo-ae-digits")
