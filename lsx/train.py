@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import os
 import signal
@@ -34,6 +35,7 @@ from lsx.checkpoint import (
     STATUS_NAME,
     TRAIN_STATE_NAME,
     append_jsonl,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_with,
     read_jsonl,
@@ -185,6 +187,7 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best, self.bad_epochs, self.lr_halved = math.inf, 0, False
         self.last_finite_loss = math.nan
+        self.history: list[dict[str, Any]] = []  # one record per epoch; saved in train_state
         self.stop = _StopRequest()
         self._last_status = 0.0
 
@@ -200,6 +203,7 @@ class Trainer:
             "best": self.best,
             "bad_epochs": self.bad_epochs,
             "lr_halved": self.lr_halved,
+            "history": copy.deepcopy(self.history),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -208,6 +212,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "lr_halved"):
             setattr(self, key, state[key])
+        self.history = list(state.get("history", []))
 
     def resume(self) -> None:
         """Continue from ``run_dir/train_state.pt`` (lsx-written; loaded with weights_only)."""
@@ -263,8 +268,13 @@ class Trainer:
 
     def _fit(self) -> FitResult:
         cfg = self.config
-        history = read_jsonl(self._path(METRICS_NAME)) if self.run_dir else []
-        history = [h for h in history if h.get("epoch", 0) <= self.epoch]
+        history = self.history
+        if self.run_dir is not None and read_jsonl(self._path(METRICS_NAME)) != history:
+            # killed between the checkpoint and its metrics line: the saved state is the truth
+            atomic_write_bytes(
+                self._path(METRICS_NAME),
+                "".join(json.dumps(h, sort_keys=True) + "\n" for h in history).encode(),
+            )
         self.write_status("running")
         good = self.state_dict()  # last good state, for rollback
         while self.epoch < cfg.epochs:
@@ -286,9 +296,9 @@ class Trainer:
             improved = record["test_loss"] < self.best - cfg.min_delta
             self.best = min(self.best, record["test_loss"])
             self.bad_epochs = 0 if improved else self.bad_epochs + 1
+            history.append(record)  # before save(): train_state carries the metrics history
             self.save()
             good = self.state_dict()
-            history.append(record)
             if self.run_dir is not None:
                 append_jsonl(self._path(METRICS_NAME), record)
             self._emit({"event": "epoch", **record, "epochs": cfg.epochs})

@@ -331,3 +331,27 @@ def test_models_get_every_label_attribute_of_a_multi_attribute_dataset(tiny_data
     trainer.model.loss = lambda x, y=None: seen.append(tuple(y.shape)) or original(x, y)
     trainer.fit()
     assert seen[0] == (8, 2)
+
+
+def test_kill_between_checkpoint_and_metrics_line_is_repaired_on_resume(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    import lsx.train as train_module
+
+    real_append = train_module.append_jsonl
+
+    def dies_at_epoch_2(path, record):
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt  # the checkpoint of epoch 2 is written, its metrics line not
+        real_append(path, record)
+
+    monkeypatch.setattr(train_module, "append_jsonl", dies_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model_for(tiny_dataset), tiny_dataset, cfg(), tmp_path).fit()
+    assert [m["epoch"] for m in read_jsonl(tmp_path / METRICS_NAME)] == [1]
+    monkeypatch.setattr(train_module, "append_jsonl", real_append)
+    resumed = Trainer(model_for(tiny_dataset), tiny_dataset, cfg(), tmp_path)
+    resumed.resume()
+    assert resumed.epoch == 2
+    resumed.fit()
+    assert [m["epoch"] for m in read_jsonl(tmp_path / METRICS_NAME)] == [1, 2, 3]
