@@ -16,7 +16,7 @@ widgets.run_picker()
 
 st.title("lsx · latent-space explorer")
 st.markdown(
-    "Train an autoencoder (AE, denoising AE, VAE) on a small image dataset, then explore its "
+    "Train an autoencoder on a small image dataset or your own image folder, then explore its "
     "latent space: where each input lands, how well it is reconstructed, and what the decoder "
     "makes of any point."
 )
@@ -45,7 +45,7 @@ if skipped:
 st.subheader("Train a run")
 st.code(widgets.TRAIN_COMMAND, language="bash")
 st.caption(
-    "Kinds: `ae`, `dae`, `vae`; datasets: `digits`, `mnist5k`, `textures`, `folder:PATH`. "
-    f"The run lands in `{root}/`. `python -m lsx --help` lists every option."
+    f"Kinds: {widgets.registry_list('kinds')}; datasets: {widgets.registry_list('datasets')}, "
+    f"`folder:PATH`. The run lands in `{root}/`. `python -m lsx --help` lists every option."
 )
 st.caption(f"lsx {__version__}")

@@ -436,3 +436,11 @@ def wait_for_projection(job: Future, method: str, n_points: int) -> None:
         st.rerun(scope="app")
 
     _poll()
+
+
+def registry_list(which: str) -> str:
+    """The registered model kinds (``"kinds"``) or built-in datasets (``"datasets"``), as code."""
+    from lsx.data import DATASETS
+
+    names = sorted(MODELS) if which == "kinds" else list(DATASETS)
+    return ", ".join(f"`{name}`" for name in names)
