@@ -142,8 +142,11 @@ def _refuse_pickles(run_dir: Path) -> None:
     weights = run_dir / WEIGHTS_NAME
     if weights.is_file():
         with open(weights, "rb") as fh:
-            head = fh.read(4)
-        if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save zip archive or raw pickle
+            head = fh.read(9)
+        # A safetensors file is an 8-byte header length, then JSON: "{" at offset 8. Its length
+        # bytes can start with 0x80 (a header of 640-1408 bytes), so never call that a pickle.
+        safetensors_like = head[8:9] == b"{"
+        if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):  # zip / pickle
             raise CheckpointError(
                 f"{weights} is a pickle or torch.save archive, not a safetensors file. lsx never "
                 "unpickles checkpoint files (they can run code). Re-export the weights with "
@@ -309,8 +312,51 @@ def inspect_run(run_dir: Path) -> RunInfo:
     )
 
 
+INCOMPLETE_STATES = ("running", "stopped", "failed")  # status.json states of unfinished runs
+
+
+def incomplete_reason(run_dir: Path, status: dict[str, Any]) -> str | None:
+    """Why a run whose ``status.json`` says it is unfinished is not a valid checkpoint.
+
+    Parameters
+    ----------
+    run_dir : Path
+    status : dict
+        Its ``status.json`` (:func:`read_status`).
+
+    Returns
+    -------
+    str or None
+        ``"incomplete: stopped at epoch 3/20 (resume with python -m lsx train --name X
+        --resume)"``; None for a completed or early-stopped run, or one without a status (written
+        by :func:`save_checkpoint` alone).
+    """
+    state = status.get("state")
+    if state not in INCOMPLETE_STATES:
+        return None
+    run_dir = Path(run_dir)
+    where = f"at epoch {status.get('epoch', '?')}/{status.get('epochs', '?')}"
+    default_root = Path(__file__).resolve().parents[1] / "checkpoints"
+    out = "" if run_dir.parent.resolve() == default_root else f" --out {run_dir.parent}"
+    resume = f"python -m lsx train{out} --name {run_dir.name} --resume"
+    if state == "stopped":
+        return f"incomplete: stopped {where} (resume with {resume})"
+    if state == "failed":
+        message = str(status.get("message", "")).splitlines()[0:1]
+        why = f": {message[0]}" if message else ""
+        return f"incomplete: training failed {where}{why} (fix the cause, then {resume})"
+    return (
+        f"incomplete: still training, or interrupted, {where} (if no trainer is running, resume "
+        f"with {resume})"
+    )
+
+
 def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
-    """Valid runs under ``root`` (sorted by name) and ``(name, reason)`` for each skipped entry."""
+    """Valid runs under ``root`` (sorted by name) and ``(name, reason)`` for each skipped entry.
+
+    A run whose ``status.json`` says it is running, stopped or failed is skipped as incomplete
+    (:func:`incomplete_reason`): its weights load, but training did not finish.
+    """
     root = Path(root)
     runs: list[RunInfo] = []
     skipped: list[tuple[str, str]] = []
@@ -323,7 +369,13 @@ def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
             skipped.append((entry.name, "not a run folder (a file)"))
             continue
         try:
-            runs.append(inspect_run(entry))
+            info = inspect_run(entry)
         except LsxError as err:
             skipped.append((entry.name, str(err).splitlines()[0]))
+            continue
+        reason = incomplete_reason(entry, info.status)
+        if reason is None:
+            runs.append(info)
+        else:
+            skipped.append((entry.name, reason))
     return runs, skipped

@@ -23,7 +23,11 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 
 # Subcommands that live in other modules: name -> module with ``HELP`` (one line),
 # ``add_arguments(parser)`` and ``run(args) -> int``. A new command is one line here.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "consistency-experiment": "lsx.experiments.consistency",
+    "manifold-experiment": "lsx.experiments.manifold",
+    "search": "lsx.search",
+}
 
 
 def _model_fields() -> dict[str, dataclasses.Field]:
@@ -87,7 +91,7 @@ def _train(args: argparse.Namespace) -> int:
     from lsx.checkpoint import CONFIG_NAME, read_config, read_header
     from lsx.config import TrainConfig, config_from_dict
     from lsx.data import load_dataset
-    from lsx.models import build_model, make_config
+    from lsx.models import build_model, dataset_fields, make_config
     from lsx.train import Trainer, data_info
 
     train_fields = {
@@ -130,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"(hash {recorded} -> {dataset.content_hash}); start a new run."
             )
     else:
-        config = make_config(args.model, input_shape=dataset.input_shape, **model_fields)
+        config = make_config(args.model, **{**dataset_fields(args.model, dataset), **model_fields})
     torch.manual_seed(train_cfg.seed)
     trainer = Trainer(
         build_model(config),
@@ -224,8 +228,10 @@ def _demo(args: argparse.Namespace) -> int:
             "--no-progress",
         ]
         argv += [
-            x for k, v in {**model, **train}.items() for x in (f"--{k.replace('_', '-')}", str(v))
-        ]
+            x
+            for k, v in {**model, **train}.items()
+            for x in (f"--{k.replace('_', '-')}", json.dumps(v) if isinstance(v, bool) else str(v))
+        ]  # a bool as JSON (true/false), the form _parse_value reads back
         if main(argv) != 0:
             raise ConfigError(f"training the demo run {name} failed; see the message above.")
         for junk in (".lock", "train_state.pt"):

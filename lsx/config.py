@@ -215,6 +215,11 @@ class TrainConfig:
     max_bad_steps: int = (
         3  # consecutive non-finite steps before rolling back to the last good state
     )
+    # consistency regularisation (papers.md 3.2; lsx.losses.objective); 0 = off
+    consistency: float = 0.0  # lambda of KL(q(z|t(x)) || q(z|x)) (official code default 1e-3)
+    transforms: str = ""  # set in lsx.data.transforms.TRANSFORM_SETS; "" = the data's default
+    transform_strength: float = 1.0  # scales the set's magnitudes; 1 = the published values
+    snapshots: int = 0  # latent codes of this many fixed test points saved per epoch; 0 = off
 
     def __post_init__(self) -> None:
         check_int(self, "epochs", low=1, high=100_000)
@@ -227,7 +232,25 @@ class TrainConfig:
         check_float(self, "min_delta", low=0.0)
         check_float(self, "grad_clip", low=0.0)
         check_int(self, "max_bad_steps", low=1)
+        self._check_consistency()
+        check_int(self, "snapshots", low=0, high=100_000)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
         ):
             _fail(self, "device", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", self.device)
+
+    def _check_consistency(self) -> None:
+        from lsx.data.transforms import MAX_STRENGTH, get_set  # lazy: lsx.config stays light
+
+        check_float(self, "consistency", low=0.0)
+        check_float(self, "transform_strength", low=0.0, high=MAX_STRENGTH, low_open=True)
+        if not isinstance(self.transforms, str):
+            _fail(self, "transforms", "the name of a transform set (a str)", self.transforms)
+        if self.transforms:
+            get_set(self.transforms)  # ConfigError naming the known sets
+        if self.consistency == 0 and (self.transforms or self.transform_strength != 1.0):
+            raise ConfigError(
+                f"TrainConfig: transforms={self.transforms!r} and transform_strength="
+                f"{self.transform_strength!r} only matter for the consistency term, which is off "
+                "(consistency=0). Set consistency > 0 (e.g. --consistency 1) or drop them."
+            )

@@ -44,6 +44,7 @@ from lsx.checkpoint import (
 from lsx.config import TrainConfig
 from lsx.data.base import Dataset
 from lsx.errors import ConfigError, TrainingError
+from lsx.losses import check_objective, objective
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -189,6 +190,7 @@ class Trainer:
         self.last_finite_loss = math.nan
         self.history: list[dict[str, Any]] = []  # one record per epoch; saved in train_state
         self.stop = _StopRequest()
+        check_objective(self.model, config, dataset.spec)  # e.g. colour jitter on grey data
         self._last_status = 0.0
 
     # ---------------------------------------------------------------- state
@@ -252,6 +254,16 @@ class Trainer:
         }
         atomic_write_json(self._path(STATUS_NAME), status)
 
+    def _snapshot(self) -> None:
+        """Latent codes of fixed test points for this epoch (lsx.snapshots); opt-in."""
+        if self.run_dir is not None and self.config.snapshots > 0:
+            from lsx.snapshots import write_snapshot
+
+            write_snapshot(
+                self.run_dir, self.model, self.x_test, self.dataset.y_test, self.epoch,
+                self.config.snapshots,
+            )  # fmt: skip
+
     def _emit(self, event: dict[str, Any]) -> None:
         for cb in self.callbacks:
             cb(event)
@@ -276,6 +288,8 @@ class Trainer:
                 "".join(json.dumps(h, sort_keys=True) + "\n" for h in history).encode(),
             )
         self.write_status("running")
+        if self.epoch == 0 and self.step_in_epoch == 0:
+            self._snapshot()  # opt-in (TrainConfig.snapshots): the latent space before training
         good = self.state_dict()  # last good state, for rollback
         while self.epoch < cfg.epochs:
             t0 = time.perf_counter()
@@ -298,6 +312,7 @@ class Trainer:
             self.bad_epochs = 0 if improved else self.bad_epochs + 1
             history.append(record)  # before save(): train_state carries the metrics history
             self.save()
+            self._snapshot()
             good = self.state_dict()
             if self.run_dir is not None:
                 append_jsonl(self._path(METRICS_NAME), record)
@@ -323,7 +338,7 @@ class Trainer:
                 break
             idx = batches[i].to(self.device)
             xb, yb = self.x_train[idx], self.y_train[idx]
-            losses = self.model.loss(xb, yb)
+            losses = objective(self.model, xb, yb, cfg, dataset=self.dataset.spec)
             self.opt.zero_grad(set_to_none=True)
             ok = bool(torch.isfinite(losses.total))
             if ok:

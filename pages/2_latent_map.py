@@ -1,14 +1,15 @@
 """Latent map: where does each input land in the latent space, and how well is it reconstructed?
 
 Select points (box or lasso) to see them beside their reconstructions; the decode panel shows
-any sample's input, reconstruction and residual.
+any sample's input, reconstruction and residual. Cluster centres and spheres (configured for sae
+runs, class centroids otherwise) and a cluster sanity table check the clusters in latent space.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import cache, state, widgets
+from lsx.app import cache, clusters, state, widgets
 from lsx.errors import LsxError
 from lsx.viz.images import decode_triptych, pair_tiles
 from lsx.viz.latent import latent_scatter
@@ -59,6 +60,10 @@ fig = latent_scatter(
     axis_titles=frame.axis_titles,
     uirevision=f"{run_dir}|{method}|{view.n_components}|{view.seed}",
 )
+try:
+    clusters.add_overlay(fig, run_dir, sha, ds, method, view.n_components, view.seed, view.color)
+except LsxError as err:
+    st.warning(f"Centres not drawn: {err}")
 event = st.plotly_chart(
     fig, key=state.LM_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
 )
@@ -97,3 +102,8 @@ with right:
         images, labels, summary = decode_triptych(x[0], x_hat[0])
         st.caption(f"Sample {captions[0]} · {summary}")
         st.image(images, caption=labels, output_format="PNG")
+
+try:
+    clusters.sanity_section(run_dir, sha, ds, view.split)
+except LsxError as err:
+    st.error(str(err))

@@ -208,3 +208,30 @@ def test_list_runs_lists_valid_runs_and_says_what_it_skipped(tmp_path):
     assert "never unpickles" in reasons["junk"]
     assert "corrupt" in reasons["broken"]
     assert inspect_run(tmp_path / "good-vae").kind == "vae"
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("stopped", r"incomplete: stopped at epoch 3/20 \(resume with python -m lsx train --out "),
+        ("running", r"incomplete: still training, or interrupted, at epoch 3/20"),
+        ("failed", r"incomplete: training failed at epoch 3/20: NaN again \(fix the cause"),
+    ],
+)
+def test_list_runs_skips_incomplete_runs_and_says_how_to_resume(tmp_path, state, expected):
+    from lsx.checkpoint import STATUS_NAME, atomic_write_json
+
+    make_run(tmp_path / "done")
+    atomic_write_json(tmp_path / "done" / STATUS_NAME, {"state": "completed", "epoch": 20})
+    make_run(tmp_path / "early")
+    atomic_write_json(tmp_path / "early" / STATUS_NAME, {"state": "early_stopped", "epoch": 9})
+    make_run(tmp_path / "plain")  # save_checkpoint alone: no status.json, still a valid run
+    make_run(tmp_path / "half")
+    status = {"state": state, "epoch": 3, "epochs": 20, "message": "NaN again\nmore"}
+    atomic_write_json(tmp_path / "half" / STATUS_NAME, status)
+    runs, skipped = list_runs(tmp_path)
+    assert [r.name for r in runs] == ["done", "early", "plain"]
+    reason = dict(skipped)["half"]
+    assert re.match(expected, reason), reason
+    assert "--name half --resume" in reason
+    load_checkpoint(tmp_path / "half")  # the last good checkpoint itself still loads

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from lsx.analysis import reconstruct_array, sample_per_class
+from lsx.analysis.clusters import COLOR_KINDS
 from lsx.checkpoint import (
     CONFIG_NAME,
     METRICS_NAME,
@@ -371,9 +372,23 @@ def _pool(split: str, n_train: int, n_all: int) -> np.ndarray:
 
 
 def _color(
-    key: str, ds: Dataset, z: np.ndarray, err: np.ndarray, keep: np.ndarray
+    key: str,
+    ds: Dataset,
+    z: np.ndarray,
+    err: np.ndarray,
+    keep: np.ndarray,
+    run_dir: str = "",
+    sha: str = "",
 ) -> tuple[np.ndarray, tuple[str, ...] | None, str]:
     """Colour values, category names (None: continuous) and title for a colour key."""
+    if key.partition(":")[0] in COLOR_KINDS and key.partition(":")[2] in ds.label_names:
+        from lsx.app.clusters import color_values  # lsx.app.clusters imports this module
+
+        return color_values(run_dir, sha, ds, z, key, keep)
+    if key == "atom":  # dominant atom or code (scvae, vqvae)
+        from lsx.app.atoms import dominant_colors  # lsx.app.atoms imports this module
+
+        return dominant_colors(run_dir, sha, ds.content_hash, keep)
     if key.startswith("label:") and key[6:] in ds.label_names:
         attr = key[6:]
         codes = np.concatenate([ds.labels_train[attr], ds.labels_test[attr]])[keep]
@@ -433,7 +448,7 @@ def latent_map(
     keep = pool
     if cap < len(pool):
         keep = pool[np.asarray(sample_per_class(y[pool], cap, seed=0), dtype=np.int64)]
-    values, categories, title = _color(color, ds, z, err, keep)
+    values, categories, title = _color(color, ds, z, err, keep, run_dir, sha)
     in_train = keep < n_train
     labels = {
         attr: np.asarray(names, dtype=object)[

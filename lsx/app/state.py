@@ -34,6 +34,76 @@ LM_LATENT_DIM = "lm_latent_dim"
 LM_CAP = "lm_cap"
 LM_DECODE_ID = "lm_decode_id"
 LM_CHART = "lm_chart"  # st.plotly_chart selection state
+LM_CENTERS = "lm_centers"  # draw configured centres and spheres on the map
+LM_SANITY_ATTR = "lm_sanity_attr"  # label attribute of the cluster sanity table
+LM_MISASSIGNED_IMAGES = "lm_misassigned_images"  # show the ranked mistakes as images
+
+# Lookup page (pages/3_lookup.py)
+LU_UPLOADS = "lu_uploads"  # st.file_uploader
+LU_DETAIL = "lu_detail"  # which upload the detail panel shows
+LU_DB = "lu_db"  # search database: "" = the run's own dataset, else a dataset name
+LU_K = "lu_k"  # neighbours per upload / text-search results
+LU_QUERY = "lu_query"  # text search box
+
+# Train page (pages/1_train.py)
+TR_KIND = "tr_kind"  # model kind of the new-run form
+TR_DATA = "tr_data"  # dataset name, or FOLDER_CHOICE
+TR_FOLDER = "tr_folder"  # path of the user's image folder
+TR_IMAGE_SIZE = "tr_image_size"  # side length the folder's images are resized to
+TR_NAME = "tr_name"  # run name ("" = kind-data-time)
+TR_RUN = "tr_run"  # str path of the run folder the live view watches, or None
+TR_SEEN_DONE = "tr_seen_done"  # run folder whose completion was already shown in the picker
+TR_RESUME_EPOCHS = "tr_resume_epochs"
+
+# Compare page (pages/7_compare.py)
+CMP_A = "cmp_a"  # str path of checkpoint A (default: the sidebar run)
+CMP_B = "cmp_b"  # str path of checkpoint B
+CMP_DATA = "cmp_data"  # dataset both are encoded on, when they were trained on different ones
+CMP_METHOD = "cmp_method"
+CMP_K = "cmp_k"
+CMP_COLOR = "cmp_color"
+CMP_CAP = "cmp_cap"
+CMP_CHART = "cmp_chart"  # st.plotly_chart selection state
+CMP_RANKED = "cmp_ranked"  # selected rows of the "most changed" table
+
+# Atoms page (pages/4_atoms.py)
+AT_SPLIT = "at_split"  # which images the usage statistics cover: all, train or test
+AT_PARTNER = "at_partner"  # str path of the run compared with (scvae <-> vqvae), or None
+AT_GALLERY = "at_gallery"  # atom gallery: "alone" or "mean" (atom plus the mean code)
+AT_PHOTO = "at_photo"  # segmentation image: a built-in photo name or "upload:<n>"
+AT_UPLOADS = "at_uploads"  # st.file_uploader of images to segment
+AT_K = "at_k"  # k-means clusters
+AT_SEED = "at_seed"  # k-means seed
+AT_SCALE = "at_scale"  # the image is rescaled by this before tiling
+
+# Manifold page (pages/6_manifold.py)
+MF_RUNS = "mf_runs"  # list of str run folders compared (non-widget copy), or None = default
+MF_RUNS_WIDGET = "mf_runs_widget"  # the multiselect's own key
+MF_PERTURBATION = "mf_perturbation"
+MF_LEVELS = "mf_levels"  # text, e.g. "0, 0.05, 0.1"; "" = the perturbation's defaults
+MF_N_IMAGES = "mf_n_images"  # test images swept per model
+MF_CENTERED = "mf_centered"
+MF_RTOL = "mf_rtol"  # "auto" or a number as text
+MF_SPSD_MAP = "mf_spsd_map"
+MF_SEED = "mf_seed"
+MF_SAMPLE = "mf_sample"  # test image followed on the latent map
+MF_PATH_A = "mf_path_a"  # end images of the interpolation path (test ids)
+MF_PATH_B = "mf_path_b"
+MF_SPECTRA = "mf_spectra"  # show the singular-spectrum heatmaps
+MF_DESCRIPTORS = "mf_descriptors"  # compute and show the global descriptors
+
+# Consistency page (pages/5_consistency.py)
+CO_OTHER = "co_other"  # str path of the run compared with, or "(none)"
+CO_SET = "co_set"  # transform set ("" = the data's default)
+CO_STRENGTH = "co_strength"
+CO_POINTS = "co_points"  # test points evaluated (per-class sample)
+CO_NLL = "co_nll"  # importance samples S of the NLL
+CO_THRESHOLD = "co_threshold"  # active-unit threshold
+CO_ALARM = "co_alarm"  # collapse alarm: active share of latent dims below this
+CO_PAIRS = "co_pairs"  # augmented pairs drawn on the map
+CO_SEED = "co_seed"
+CO_METRIC = "co_metric"  # distribution shown: "kl" or "displacement"
+CO_SAMPLE = "co_sample"  # test sample of the gallery
 
 DEFAULT_CAP = 5000
 DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -47,6 +117,50 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         LM_LATENT_DIM: 0,
         LM_CAP: DEFAULT_CAP,
         LM_DECODE_ID: 0,
+        LM_CENTERS: None,  # None: on for configured (sae) runs, off for the centroid rule
+        LU_DB: "",
+        LU_K: 8,
+        LU_QUERY: "",
+        TR_NAME: "",
+        TR_RUN: None,
+        TR_SEEN_DONE: None,
+        CMP_A: None,
+        CMP_B: None,
+        CMP_METHOD: "pca",
+        CMP_K: 10,
+        CMP_COLOR: "class",
+        CMP_CAP: DEFAULT_CAP,
+        AT_SPLIT: "all",
+        AT_PARTNER: None,
+        AT_GALLERY: "alone",
+        AT_PHOTO: "china",
+        AT_K: 4,
+        AT_SEED: 0,
+        AT_SCALE: 1.0,
+        MF_RUNS: None,
+        MF_PERTURBATION: "gaussian",
+        MF_LEVELS: "",
+        MF_N_IMAGES: 300,
+        MF_CENTERED: True,
+        MF_RTOL: "auto",
+        MF_SPSD_MAP: "range_log",
+        MF_SEED: 0,
+        MF_SAMPLE: 0,
+        MF_PATH_A: 0,
+        MF_PATH_B: 1,
+        MF_SPECTRA: False,
+        MF_DESCRIPTORS: False,
+        CO_OTHER: "(none)",
+        CO_SET: "",
+        CO_STRENGTH: 1.0,
+        CO_POINTS: 500,
+        CO_NLL: 100,  # lsx.analysis.posterior.DEFAULT_NLL_SAMPLES
+        CO_THRESHOLD: 0.01,  # papers.md 3.6
+        CO_ALARM: 0.25,
+        CO_PAIRS: 20,
+        CO_SEED: 0,
+        CO_METRIC: "kl",
+        CO_SAMPLE: 0,
     }
 )  # read-only: module-level state is shared by every session
 

@@ -17,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from lsx.analysis import PROJECTIONS
+from lsx.analysis.clusters import COLOR_KINDS
 from lsx.app import cache, state
 from lsx.checkpoint import RunInfo
 from lsx.config import ModelConfig
@@ -37,6 +38,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, tuple | list):
         return "×".join(str(v) for v in value)
     return str(value)
+
+
+def _nested(value: Any) -> bool:
+    """A tuple of tuples (e.g. sae's user-supplied centres): too long for one line."""
+    return isinstance(value, tuple | list) and any(isinstance(v, tuple | list) for v in value)
 
 
 def config_summary(config: ModelConfig) -> str:
@@ -61,7 +67,12 @@ def config_summary(config: ModelConfig) -> str:
     if config.spatial:
         parts.append("spatial latent")
     extras = [f for f in dataclasses.fields(config) if f.name not in _BASE_FIELDS]
-    parts += [f"{f.name} {_fmt(getattr(config, f.name))}" for f in extras]
+    extras = [f for f in extras if getattr(config, f.name) not in ("", ())]  # unset options
+    parts += [
+        f"{f.name} {_fmt(v) if not _nested(v) else f'({len(v)} rows)'}"
+        for f in extras
+        if (v := getattr(config, f.name)) is not None
+    ]
     return " · ".join(parts)
 
 
@@ -133,6 +144,10 @@ def model_card(info: RunInfo) -> None:
         st.caption(f"final: {metrics}" if metrics else "no metrics recorded yet")
         if message:
             st.caption(f"status message: {message}")
+        from lsx.app.clusters import stability_line  # the sae seeds study, when saved
+
+        if line := stability_line(info.run_dir):
+            st.caption(line)
 
 
 def skipped_note(skipped: Sequence[tuple[str, str]], root: Path) -> None:
@@ -232,20 +247,27 @@ class MapSettings:
     cap: int
 
 
-def color_options(label_names: Mapping[str, Sequence[str]]) -> list[str]:
+def color_options(
+    label_names: Mapping[str, Sequence[str]], dominant_atom: bool = False
+) -> list[str]:
     """The colour choices of the latent map.
 
     Parameters
     ----------
     label_names : mapping attribute -> class names
+    dominant_atom : bool, default=False
+        Add ``atom`` (each sample's dominant atom or code; scvae and vqvae runs).
 
     Returns
     -------
     list of str
         ``label:<attr>`` per label attribute, then ``error`` and ``latent`` (one latent
-        dimension, picked with a number input).
+        dimension, picked with a number input), then the cluster colourings
+        ``predicted:<attr>``, ``in_sphere:<attr>``, ``correct:<attr>`` (lsx.app.clusters).
     """
-    return [f"label:{attr}" for attr in label_names] + ["error", "latent"]
+    clusters = [f"{kind}:{attr}" for kind in COLOR_KINDS for attr in label_names]
+    atom = ["atom"] if dominant_atom else []  # lsx.app.atoms.dominant_colors
+    return [f"label:{attr}" for attr in label_names] + ["error", "latent"] + atom + clusters
 
 
 def color_label(option: str) -> str:
@@ -262,7 +284,11 @@ def color_label(option: str) -> str:
     """
     if option.startswith("label:"):
         return f"label: {option[6:]}"
-    return {"error": "reconstruction error", "latent": "a latent dimension"}.get(option, option)
+    kind, _, attr = option.partition(":")
+    if kind in COLOR_KINDS:
+        return f"{COLOR_KINDS[kind]}: {attr}"
+    names = {"error": "reconstruction error", "latent": "a latent dimension"}
+    return {**names, "atom": "dominant atom"}.get(option, option)
 
 
 def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> MapSettings:
@@ -282,7 +308,14 @@ def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> Map
     -------
     MapSettings
     """
-    options = color_options(label_names)
+    run_dir = st.session_state.get(state.RUN_DIR)
+    if run_dir:  # the page has loaded this run already: both calls are cache hits
+        from lsx.analysis.atoms import has_atoms, has_codebook
+
+        model, _ = cache.load_run(run_dir, cache.weights_version(run_dir))
+        options = color_options(label_names, has_atoms(model) or has_codebook(model))
+    else:
+        options = color_options(label_names)
     if st.session_state.get(state.LM_COLOR) not in options:
         st.session_state[state.LM_COLOR] = options[0]
     st.session_state[state.LM_LATENT_DIM] = min(

@@ -22,6 +22,10 @@ from lsx.errors import DatasetError
 MAX_BYTES = 20_000_000  # 20 MB; a 40 MP JPEG is well below this
 MAX_PIXELS = 40_000_000  # lsx cap, far below Pillow's 89 MP warning (field-notes.md §C.2)
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")  # no TIFF, FITS, PSD, EPS, BMP, GIF
+UPLOAD_FORMATS = (*ALLOWED_FORMATS, "BMP")  # uploads on the Lookup page also take BMP
+ANIMATION_KEY = "lsx_n_frames"  # img.info key: frame count of an animation read as frame 1
+ORIENTATION_KEY = "lsx_exif_orientation"  # img.info key: the EXIF orientation that was applied
+FORMAT_KEY = "lsx_format"  # img.info key: the file's format (PNG, JPEG, WEBP, BMP, MPO)
 BACKGROUND = 255  # white, see the module docstring
 SOURCE_SIZE_KEY = "lsx_source_size"  # img.info key: (width, height) as stored, before draft()
 RESAMPLE = Image.Resampling.BILINEAR  # Pillow widens the kernel when shrinking (antialiased)
@@ -47,6 +51,8 @@ def decode_image(
     max_bytes: int = MAX_BYTES,
     max_pixels: int = MAX_PIXELS,
     draft_size: tuple[int, int] | None = None,
+    formats: tuple[str, ...] = ALLOWED_FORMATS,
+    first_frame: bool = False,
 ) -> Image.Image:
     """Decode untrusted PNG, JPEG or WebP bytes into a fully loaded, upright PIL image.
 
@@ -61,6 +67,11 @@ def decode_image(
     draft_size : (width, height) or None
         If given, JPEGs are decoded at the smallest DCT scale that is still at least this large
         (much faster for big photos that will be shrunk anyway).
+    formats : tuple of str
+        Pillow format names to accept (default PNG, JPEG, WebP; ``UPLOAD_FORMATS`` adds BMP).
+    first_frame : bool
+        Read an animation's first frame instead of refusing it; ``img.info["lsx_n_frames"]``
+        then holds the frame count.
 
     Returns
     -------
@@ -68,6 +79,8 @@ def decode_image(
         Loaded, with its EXIF orientation applied; its mode is whatever the file holds.
         ``img.info["lsx_source_size"]`` is the upright (width, height) stored in the file, which
         differs from ``img.size`` when ``draft_size`` made the decoder shrink a JPEG.
+        ``img.info["lsx_exif_orientation"]`` is the EXIF orientation tag that was applied (1 when
+        the file had none).
 
     Raises
     ------
@@ -75,8 +88,11 @@ def decode_image(
         Empty file, file too large, too many pixels, not an image, an unsupported format, an
         animation, or a truncated or corrupt file; each with its own message.
     """
+    readable = _format_list(formats)
     if len(data) == 0:
-        raise DatasetError(f"{name} is empty (0 bytes). Choose a PNG, JPEG or WebP file.")
+        raise DatasetError(
+            f"{name} is empty (0 bytes). Choose a {readable.replace(' and ', ' or ')} file."
+        )
     if len(data) > max_bytes:
         raise DatasetError(
             f"{name} is too large: {len(data) / 1e6:.1f} MB; lsx reads images of at most "
@@ -87,8 +103,8 @@ def decode_image(
         # (catch_warnings is process-global, not thread-safe; the lsx pixel cap below is
         # checked regardless, so a concurrent reset of the filter cannot let a bomb through.)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = _open(data, name)
-        _check_header(img, name, max_pixels)
+        img = _open(data, name, formats)
+        _check_header(img, name, max_pixels, first_frame)
         img.info[SOURCE_SIZE_KEY] = img.size  # before draft() shrinks it
         if draft_size is not None and img.format in ("JPEG", "MPO"):
             img.draft(img.mode, draft_size)
@@ -99,6 +115,7 @@ def decode_image(
                 f"{name} is truncated or corrupt ({err}). Re-export or re-download the file."
             ) from err
     try:
+        orientation = int(img.getexif().get(0x0112, 1) or 1)  # 0x0112: EXIF Orientation
         upright = ImageOps.exif_transpose(img)  # copies info
     except (OSError, SyntaxError, ValueError, KeyError, TypeError) as err:
         raise DatasetError(
@@ -106,13 +123,24 @@ def decode_image(
         ) from err
     if (upright.width > upright.height) != (img.width > img.height):  # rotated by 90 degrees
         upright.info[SOURCE_SIZE_KEY] = upright.info[SOURCE_SIZE_KEY][::-1]
+    upright.info[ORIENTATION_KEY] = orientation
+    upright.info[FORMAT_KEY] = img.format  # a transposed copy has no .format of its own
+    if first_frame and getattr(img, "is_animated", False):
+        upright.info[ANIMATION_KEY] = int(getattr(img, "n_frames", 1))
     return upright
 
 
-def _open(data: bytes, name: str) -> Image.Image:
+def _format_list(formats: tuple[str, ...]) -> str:
+    """``"PNG, JPEG and WebP"``."""
+    names = ["WebP" if f == "WEBP" else f for f in formats]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _open(data: bytes, name: str, formats: tuple[str, ...] = ALLOWED_FORMATS) -> Image.Image:
     """``Image.open`` restricted to the allowlist, with one message per failure class."""
+    readable = _format_list(formats)
     try:
-        return Image.open(BytesIO(data), formats=list(ALLOWED_FORMATS))
+        return Image.open(BytesIO(data), formats=list(formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise DatasetError(
             f"{name} is too large: its header claims more pixels than Pillow allows ({err}). "
@@ -122,10 +150,11 @@ def _open(data: bytes, name: str) -> Image.Image:
         fmt = next((f for magic, f in _KNOWN_MAGIC.items() if data.startswith(magic)), None)
         if fmt is not None:
             raise DatasetError(
-                f"{name} is a {fmt} file; lsx reads PNG, JPEG and WebP only. Convert it to PNG."
+                f"{name} is a {fmt} file; lsx reads {readable} only. Convert it to PNG."
             ) from err
         raise DatasetError(
-            f"{name} is not an image lsx can read (no PNG, JPEG or WebP header found). "
+            f"{name} is not an image lsx can read (no {readable.replace(' and ', ' or ')} "
+            "header found). "
             "Check that the file really is an image."
         ) from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:  # header present but broken
@@ -134,7 +163,7 @@ def _open(data: bytes, name: str) -> Image.Image:
         ) from err
 
 
-def _check_header(img: Image.Image, name: str, max_pixels: int) -> None:
+def _check_header(img: Image.Image, name: str, max_pixels: int, first_frame: bool = False) -> None:
     """lsx pixel cap and the no-animation rule, from header data only (nothing decoded yet)."""
     width, height = img.size
     if width * height > max_pixels:
@@ -143,7 +172,7 @@ def _check_header(img: Image.Image, name: str, max_pixels: int) -> None:
             f"reads images of at most {max_pixels / 1e6:.0f} MP. Downscale it first."
         )
     # MPO is a JPEG with extra frames (phone depth maps, previews): its first frame is the photo.
-    if img.format != "MPO" and getattr(img, "is_animated", False):
+    if img.format != "MPO" and not first_frame and getattr(img, "is_animated", False):
         raise DatasetError(
             f"{name} is an animated {img.format}; lsx reads still images only. "
             "Save a single frame as PNG."

@@ -13,7 +13,11 @@ from lsx.errors import ConfigError
 from lsx.models.ae import AE, AEConfig
 from lsx.models.base import Losses
 from lsx.models.dae import DAE, DAEConfig
+from lsx.models.iwae import IWAE, IWAEConfig
+from lsx.models.sae import SAE, SAEConfig
+from lsx.models.scvae import SCVAE, SCVAEConfig
 from lsx.models.vae import VAE, VAEConfig
+from lsx.models.vqvae import VQVAE, VQVAEConfig
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,10 @@ MODELS: dict[str, ModelSpec] = {
     "ae": ModelSpec(AEConfig, AE, "autoencoder (convolutional; MLP for tiny inputs)"),
     "dae": ModelSpec(DAEConfig, DAE, "denoising autoencoder (noise kind and level in the config)"),
     "vae": ModelSpec(VAEConfig, VAE, "Gaussian VAE with a beta weight on the KL term"),
+    "iwae": ModelSpec(IWAEConfig, IWAE, "importance-weighted VAE: k-sample bound, VAE nets"),
+    "sae": ModelSpec(SAEConfig, SAE, "supervised AE with configured latent clusters"),
+    "scvae": ModelSpec(SCVAEConfig, SCVAE, "sparse-coding VAE: learned ISTA over K atoms"),
+    "vqvae": ModelSpec(VQVAEConfig, VQVAE, "VQ-VAE: nearest of K codebook vectors per grid cell"),
 }
 
 
@@ -39,6 +47,14 @@ def spec_for(kind: str) -> ModelSpec:
 def make_config(kind: str, **fields: Any) -> ModelConfig:
     """The config of ``kind`` with the given fields (unknown fields are a ConfigError)."""
     return config_from_dict(spec_for(kind).config_cls, fields)
+
+
+def dataset_fields(kind: str, dataset: Any) -> dict[str, Any]:
+    """Config fields a dataset determines: ``input_shape``, plus what the kind's config class
+    derives from the data through an optional ``dataset_fields(dataset)`` classmethod (e.g. the
+    class counts of a supervised kind)."""
+    hook = getattr(spec_for(kind).config_cls, "dataset_fields", None)
+    return {"input_shape": dataset.input_shape, **(hook(dataset) if hook else {})}
 
 
 def config_from_json_dict(data: dict[str, Any]) -> ModelConfig:
@@ -61,6 +77,7 @@ __all__ = [
     "ModelSpec",
     "build_model",
     "config_from_json_dict",
+    "dataset_fields",
     "make_config",
     "spec_for",
 ]

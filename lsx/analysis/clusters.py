@@ -1,0 +1,621 @@
+"""Decoder-free inference in a latent space with known clusters (papers.md 1.5, Appendix A.1).
+
+For a configured ``sae`` checkpoint the clusters are its configured centres and spheres: a label
+is the nearest configured centre, per label attribute, with no decoder and no classifier. For any
+other kind the same functions use class centroids of the training latents (rule ``"centroid"``),
+with a sphere that holds 95 % of the class's training points, so the Lookup page works for every
+model and says which rule it used.
+
+Pure: arrays (or a model plus arrays) in; arrays, floats or frozen dataclasses out. Each result
+carries per attribute: predicted class, distance, margin to the second centre, in-sphere flag,
+the distance's percentile among the training points of that class, and an out-of-distribution
+flag (farther than ``max(ood_factor * radius, 99th percentile)`` from every centre).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from torch import nn
+
+from lsx.errors import DataShapeError
+
+RULE_CONFIGURED = "configured"
+RULE_CENTROID = "centroid"
+RULES = {
+    RULE_CONFIGURED: "nearest configured centre (sae latent-space configuration)",
+    RULE_CENTROID: "nearest class centroid of the training latents (no configuration: fallback)",
+}
+CENTROID_RADIUS_QUANTILE = 0.95  # centroid rule: the sphere holds 95 % of a class's train points
+OOD_FACTOR = 2.0  # OOD: farther than max(2 * radius, 99th percentile) from every centre
+OOD_QUANTILE = 0.99
+GROUP_CAP = 400  # grouping ratio: at most this many points per group (seeded sample)
+# Latent-map colourings, key "<kind>:<attribute>" (lsx.app.widgets.color_options)
+COLOR_KINDS = {
+    "predicted": "predicted cluster",
+    "in_sphere": "inside its predicted sphere",
+    "correct": "nearest centre is right",
+}
+STABILITY_NAME = "stability.json"  # in a run folder: seeds study written by bench/sae.py --save
+
+
+@dataclass(frozen=True, eq=False)
+class AttributeSpace:
+    """The clusters of one label attribute.
+
+    Attributes
+    ----------
+    name : str
+    class_names : tuple of str
+    lo, hi : int
+        Columns of the configured vector (:meth:`ClusterSpace.vectors`) this attribute uses.
+    centers : ndarray of shape (n_classes, hi - lo)
+    radii : ndarray of shape (n_classes,)
+    active : ndarray of shape (n_classes,), bool
+        Classes that take part in predictions (held-out or absent classes do not).
+    train_dist : tuple of n_classes sorted ndarrays
+        Distances of the class's training points to its centre (for percentiles).
+    ood_threshold : ndarray of shape (n_classes,)
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    lo: int
+    hi: int
+    centers: np.ndarray
+    radii: np.ndarray
+    active: np.ndarray
+    train_dist: tuple[np.ndarray, ...] = ()
+    ood_threshold: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterSpace:
+    """Clusters of every label attribute, and how to get their vectors from flat latents.
+
+    ``pool`` is ``(channels, positions)`` when a configured spatial latent is averaged over
+    positions before the centres apply, else None.
+    """
+
+    rule: str
+    attributes: tuple[AttributeSpace, ...]
+    pool: tuple[int, int] | None = None
+
+    @property
+    def description(self) -> str:
+        return RULES[self.rule]
+
+    def vectors(self, z: np.ndarray) -> np.ndarray:
+        """Flat latents (n, latent_numel) -> the vectors the centres live in, float64."""
+        z = _as_2d(z, "z")
+        if self.pool is not None:
+            c, p = self.pool
+            if z.shape[1] != c * p:
+                raise DataShapeError(f"z has {z.shape[1]} columns; this space expects {c * p}.")
+            return z.reshape(len(z), c, p).mean(axis=2)
+        return z
+
+    def attribute(self, name: str) -> tuple[int, AttributeSpace]:
+        for a, space in enumerate(self.attributes):
+            if space.name == name:
+                return a, space
+        known = ", ".join(s.name for s in self.attributes)
+        raise DataShapeError(f"No label attribute {name!r}; this space has: {known}.")
+
+
+@dataclass(frozen=True, eq=False)
+class AttributeLookup:
+    """Per-point results for one attribute; every array has one entry per point."""
+
+    name: str
+    class_names: tuple[str, ...]
+    pred: np.ndarray  # (n,) int
+    distance: np.ndarray  # (n,) to the predicted centre
+    margin: np.ndarray  # (n,) second-nearest distance minus nearest
+    in_sphere: np.ndarray  # (n,) bool
+    percentile: np.ndarray  # (n,) 0..100, NaN when the class has no training points
+    ood: np.ndarray  # (n,) bool
+    distances: np.ndarray  # (n, n_classes), inf for inactive classes
+
+
+def _as_2d(z: np.ndarray, name: str) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2:
+        raise DataShapeError(f"{name} must be 2-D (n_samples, n_features); got shape {z.shape}.")
+    if not np.isfinite(z).all():
+        raise DataShapeError(f"{name} has NaN or Inf values; encode finite images only.")
+    return z
+
+
+def _label_columns(labels: Mapping[str, np.ndarray], space: ClusterSpace, n: int) -> list:
+    cols = []
+    for attr in space.attributes:
+        if attr.name not in labels:
+            raise DataShapeError(f"labels have no attribute {attr.name!r}; got {sorted(labels)}.")
+        y = np.asarray(labels[attr.name]).astype(np.int64)
+        if y.shape != (n,):
+            raise DataShapeError(f"labels[{attr.name!r}] has shape {y.shape}; expected ({n},).")
+        cols.append(y)
+    return cols
+
+
+# ------------------------------------------------------------------------------ building
+
+
+def is_configured(model: nn.Module) -> bool:
+    """True for a model with configured centres (the ``sae`` kind)."""
+    return callable(getattr(model, "centers", None)) and hasattr(model, "slices")
+
+
+def configured_space(model: nn.Module, label_names: Mapping[str, Sequence[str]]) -> ClusterSpace:
+    """The configured centres and radii of an ``sae`` model, named after the dataset's labels.
+
+    Raises
+    ------
+    DataShapeError
+        The model is not configured, or its class counts differ from the dataset's.
+    """
+    if not is_configured(model):
+        raise DataShapeError(f"A {model.config.kind} model has no configured centres.")
+    cfg = model.config
+    counts = tuple(len(v) for v in label_names.values())
+    if counts != tuple(cfg.n_classes):
+        raise DataShapeError(
+            f"The checkpoint is configured for class counts {list(cfg.n_classes)} but the "
+            f"dataset has {list(counts)} ({', '.join(label_names)}); use the run's own dataset."
+        )
+    attrs = []
+    for a, (name, names) in enumerate(label_names.items()):
+        lo, hi = model.slices[a]
+        active = np.ones(len(names), dtype=bool)
+        if a == 0:
+            active[list(cfg.held_out)] = False
+        attrs.append(
+            AttributeSpace(
+                name=name,
+                class_names=tuple(names),
+                lo=lo,
+                hi=hi,
+                centers=model.centers(a).detach().cpu().double().numpy(),
+                radii=model.radii(a).detach().cpu().double().numpy(),
+                active=active,
+            )
+        )
+    pool = None
+    if len(model.latent_shape) == 3:
+        c, h, w = model.latent_shape
+        pool = (c, h * w)
+    return ClusterSpace(RULE_CONFIGURED, tuple(attrs), pool)
+
+
+def centroid_space(
+    z_train: np.ndarray,
+    labels_train: Mapping[str, np.ndarray],
+    label_names: Mapping[str, Sequence[str]],
+) -> ClusterSpace:
+    """Class centroids of the training latents (any kind), radius = 95th percentile distance."""
+    z = _as_2d(z_train, "z_train")
+    attrs = []
+    for name, names in label_names.items():
+        y = np.asarray(labels_train[name]).astype(np.int64)
+        k = len(names)
+        centers = np.zeros((k, z.shape[1]))
+        radii = np.zeros(k)
+        active = np.zeros(k, dtype=bool)
+        for c in range(k):
+            members = z[y == c]
+            if len(members):
+                centers[c] = members.mean(axis=0)
+                dist = np.linalg.norm(members - centers[c], axis=1)
+                radii[c] = float(np.quantile(dist, CENTROID_RADIUS_QUANTILE))
+                active[c] = True
+        attrs.append(AttributeSpace(name, tuple(names), 0, z.shape[1], centers, radii, active))
+    return ClusterSpace(RULE_CENTROID, tuple(attrs))
+
+
+def calibrate(
+    space: ClusterSpace,
+    z_train: np.ndarray,
+    labels_train: Mapping[str, np.ndarray],
+    *,
+    ood_factor: float = OOD_FACTOR,
+) -> ClusterSpace:
+    """Add each class's training distances (percentiles) and OOD thresholds to ``space``."""
+    v = space.vectors(z_train)
+    cols = _label_columns(labels_train, space, len(v))
+    attrs = []
+    for attr, y in zip(space.attributes, cols, strict=True):
+        va = v[:, attr.lo : attr.hi]
+        dists, thr = [], np.zeros(len(attr.centers))
+        for c in range(len(attr.centers)):
+            d = np.sort(np.linalg.norm(va[y == c] - attr.centers[c], axis=1))
+            dists.append(d)
+            q = float(np.quantile(d, OOD_QUANTILE)) if len(d) else 0.0
+            thr[c] = max(ood_factor * attr.radii[c], q)
+        attrs.append(replace(attr, train_dist=tuple(dists), ood_threshold=thr))
+    return replace(space, attributes=tuple(attrs))
+
+
+def cluster_space(
+    model: nn.Module,
+    z_train: np.ndarray,
+    labels_train: Mapping[str, np.ndarray],
+    label_names: Mapping[str, Sequence[str]],
+) -> ClusterSpace:
+    """The model's configured space when it has one, else the centroid space; calibrated.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An lsx model.
+    z_train : ndarray of shape (n_train, latent_numel)
+        Flat training latents (``lsx.analysis.encode_array``).
+    labels_train : mapping attribute -> ndarray of shape (n_train,)
+    label_names : mapping attribute -> class names
+
+    Returns
+    -------
+    ClusterSpace
+        ``rule`` says which rule was used (``RULES[rule]`` in words).
+    """
+    if is_configured(model):
+        space = configured_space(model, label_names)
+    else:
+        space = centroid_space(z_train, labels_train, label_names)
+    return calibrate(space, z_train, labels_train)
+
+
+# ------------------------------------------------------------------------------ lookup
+
+
+def lookup(space: ClusterSpace, z: np.ndarray) -> tuple[AttributeLookup, ...]:
+    """Nearest cluster of each point, per attribute, with distance, margin, in-sphere flag,
+    training percentile and OOD flag.
+
+    Parameters
+    ----------
+    space : ClusterSpace
+        Calibrated (:func:`cluster_space`).
+    z : ndarray of shape (n_samples, latent_numel)
+
+    Returns
+    -------
+    tuple of AttributeLookup, one per attribute
+    """
+    v = space.vectors(z)
+    out = []
+    for attr in space.attributes:
+        va = v[:, attr.lo : attr.hi]
+        dist = np.linalg.norm(va[:, None, :] - attr.centers[None], axis=-1)  # (n, n_classes)
+        dist[:, ~attr.active] = np.inf
+        order = np.argsort(dist, axis=1)
+        pred = order[:, 0]
+        rows = np.arange(len(v))
+        nearest = dist[rows, pred]
+        second = dist[rows, order[:, 1]] if dist.shape[1] > 1 else np.full(len(v), np.inf)
+        percentile = np.full(len(v), np.nan)
+        for c in np.unique(pred):
+            ref = attr.train_dist[c] if attr.train_dist else np.empty(0)
+            sel = pred == c
+            if len(ref):
+                percentile[sel] = 100.0 * np.searchsorted(ref, nearest[sel], "right") / len(ref)
+        if attr.ood_threshold is None:
+            ood = np.zeros(len(v), dtype=bool)
+        else:
+            ood = (dist > attr.ood_threshold[None, :]).all(axis=1)
+        out.append(
+            AttributeLookup(
+                name=attr.name,
+                class_names=attr.class_names,
+                pred=pred,
+                distance=nearest,
+                margin=second - nearest,
+                in_sphere=nearest <= attr.radii[pred],
+                percentile=percentile,
+                ood=ood,
+                distances=dist,
+            )
+        )
+    return tuple(out)
+
+
+def nearest_samples(
+    z_query: np.ndarray, z_db: np.ndarray, k: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest database rows of each query (Euclidean).
+
+    Returns
+    -------
+    ids, distances : ndarrays of shape (n_queries, min(k, n_db)), nearest first
+    """
+    q, db = _as_2d(z_query, "z_query"), _as_2d(z_db, "z_db")
+    if q.shape[1] != db.shape[1]:
+        raise DataShapeError(f"Query latents have {q.shape[1]} columns, database {db.shape[1]}.")
+    k = max(1, min(int(k), len(db)))
+    d2 = (q**2).sum(1)[:, None] - 2.0 * q @ db.T + (db**2).sum(1)[None, :]  # (n_q, n_db)
+    ids = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    part = np.take_along_axis(d2, ids, axis=1)
+    order = np.argsort(part, axis=1)
+    ids = np.take_along_axis(ids, order, axis=1)
+    return ids, np.sqrt(np.maximum(np.take_along_axis(part, order, axis=1), 0.0))
+
+
+def place_by_neighbours(
+    z_new: np.ndarray, z_ref: np.ndarray, coords_ref: np.ndarray, k: int = 15
+) -> np.ndarray:
+    """Map coordinates of new points: the mean map position of their k nearest reference points
+    in LATENT space (never ``UMAP.transform``: field-notes.md C.6).
+
+    Returns
+    -------
+    ndarray of shape (n_new, coords_ref.shape[1])
+    """
+    coords_ref = np.asarray(coords_ref, dtype=np.float64)
+    if len(coords_ref) != len(z_ref):
+        raise DataShapeError(f"coords_ref has {len(coords_ref)} rows but z_ref {len(z_ref)}.")
+    ids, _ = nearest_samples(z_new, z_ref, k)
+    return coords_ref[ids].mean(axis=1)
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def nearest_center_accuracy(
+    space: ClusterSpace, z: np.ndarray, labels: Mapping[str, np.ndarray]
+) -> dict[str, float]:
+    """Share of points whose nearest centre is their class, per attribute (points of inactive,
+    e.g. held-out, classes are left out)."""
+    cols = _label_columns(labels, space, len(z))
+    out = {}
+    for res, attr, y in zip(lookup(space, z), space.attributes, cols, strict=True):
+        keep = attr.active[y]
+        out[attr.name] = float((res.pred[keep] == y[keep]).mean()) if keep.any() else math.nan
+    return out
+
+
+def in_sphere_rates(
+    space: ClusterSpace, z: np.ndarray, labels: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per attribute, per class: share of the class's points inside ITS OWN sphere (NaN: none)."""
+    v = space.vectors(z)
+    cols = _label_columns(labels, space, len(v))
+    out = {}
+    for attr, y in zip(space.attributes, cols, strict=True):
+        d = np.linalg.norm(v[:, attr.lo : attr.hi] - attr.centers[y], axis=1)
+        inside = d <= attr.radii[y]
+        out[attr.name] = np.array(
+            [inside[y == c].mean() if (y == c).any() else np.nan for c in range(len(attr.radii))]
+        )
+    return out
+
+
+def knn_accuracy(
+    z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray, k: int = 5
+) -> float:
+    """Test accuracy of a k-nearest-neighbour vote over the training latents (Euclidean)."""
+    ids, _ = nearest_samples(z_test, z_train, k)
+    votes = np.asarray(y_train)[ids]  # (n_test, k)
+    pred = np.array([np.bincount(row).argmax() for row in votes])
+    return float((pred == np.asarray(y_test)).mean())
+
+
+def linear_probe_accuracy(
+    z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, y_test: np.ndarray, seed: int = 0
+) -> float:
+    """Test accuracy of a logistic regression fitted on standardised training latents."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    clf.fit(_as_2d(z_train, "z_train"), y_train)
+    return float(clf.score(_as_2d(z_test, "z_test"), y_test))
+
+
+@dataclass(frozen=True)
+class GroupingReport:
+    """Intra- vs inter-group mean distances of some classes' points (ratio < 1: grouped)."""
+
+    classes: tuple[int, ...]
+    intra: float
+    inter: float
+    ratio: float
+    knn_purity: float  # share of each point's 5 nearest (same classes) with its class
+
+
+def grouping_ratio(
+    z: np.ndarray, y: np.ndarray, classes: Sequence[int], *, seed: int = 0
+) -> GroupingReport:
+    """Do the points of ``classes`` form tight groups? The paper's unseen-class claim.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, n_features)
+    y : ndarray of shape (n,)
+    classes : at least 2 class labels whose points are compared (e.g. the held-out ones)
+    seed : int
+        Seed of the per-class sample of at most ``GROUP_CAP`` points.
+    """
+    z, y = _as_2d(z, "z"), np.asarray(y)
+    classes = tuple(int(c) for c in classes)
+    if len(classes) < 2:
+        raise DataShapeError(f"grouping_ratio needs at least 2 classes; got {list(classes)}.")
+    rng = np.random.default_rng(seed)
+    idx = []
+    for c in classes:
+        members = np.flatnonzero(y == c)
+        if len(members) < 2:
+            raise DataShapeError(f"class {c} has {len(members)} points; need at least 2.")
+        idx.append(rng.permutation(members)[:GROUP_CAP])
+    sel = np.concatenate(idx)
+    zs, ys = z[sel], y[sel]
+    d = np.linalg.norm(zs[:, None] - zs[None], axis=-1)
+    same = ys[:, None] == ys[None]
+    off_diag = ~np.eye(len(zs), dtype=bool)
+    intra, inter = float(d[same & off_diag].mean()), float(d[~same].mean())
+    np.fill_diagonal(d, np.inf)
+    nn5 = np.argsort(d, axis=1)[:, :5]
+    purity = float((ys[nn5] == ys[:, None]).mean())
+    return GroupingReport(classes, intra, inter, intra / inter, purity)
+
+
+@dataclass(frozen=True, eq=False)
+class SanityReport:
+    """Per-cluster sanity of one attribute, computed in latent space (not in 2-D).
+
+    ``rows``: one dict per class (``class n purity recall in_sphere mean_margin``); purity = share
+    of the points ASSIGNED to the cluster that belong to its class. ``misassigned``: indices of
+    wrongly assigned points, most confident mistake (largest margin) first, with ``true``,
+    ``pred`` and ``margin`` aligned to it.
+    """
+
+    attribute: str
+    rows: list[dict]
+    misassigned: np.ndarray
+    true: np.ndarray
+    pred: np.ndarray
+    margin: np.ndarray
+
+
+def cluster_sanity(
+    space: ClusterSpace, z: np.ndarray, labels: Mapping[str, np.ndarray], attribute: str
+) -> SanityReport:
+    """Purity, recall, in-sphere rate and mean margin per cluster, plus ranked mistakes."""
+    a, attr = space.attribute(attribute)
+    y = _label_columns(labels, space, len(z))[a]
+    res = lookup(space, z)[a]
+    rows = []
+    for c, name in enumerate(attr.class_names):
+        assigned, members = res.pred == c, y == c
+        rows.append(
+            {
+                "class": name,
+                "n": int(members.sum()),
+                "assigned": int(assigned.sum()),
+                "purity": float((y[assigned] == c).mean()) if assigned.any() else math.nan,
+                "recall": float((res.pred[members] == c).mean()) if members.any() else math.nan,
+                "in_sphere": float(res.in_sphere[members & assigned].sum() / max(members.sum(), 1)),
+                "mean_margin": float(res.margin[assigned].mean()) if assigned.any() else math.nan,
+                "active": bool(attr.active[c]),
+            }
+        )
+    wrong = np.flatnonzero((res.pred != y) & attr.active[y])
+    wrong = wrong[np.argsort(-res.margin[wrong], kind="stable")]
+    return SanityReport(attr.name, rows, wrong, y[wrong], res.pred[wrong], res.margin[wrong])
+
+
+def overlap_warnings(space: ClusterSpace) -> list[str]:
+    """One sentence per pair of overlapping spheres (configured radii can be set to overlap)."""
+    from lsx.models.configurations import sphere_overlaps
+
+    out = []
+    for attr in space.attributes:
+        keep = np.flatnonzero(attr.active)
+        for i, j, excess in sphere_overlaps(attr.centers[keep], attr.radii[keep]):
+            a, b = attr.class_names[keep[i]], attr.class_names[keep[j]]
+            out.append(
+                f"{attr.name}: the spheres of {a!r} and {b!r} overlap by {excess:.3g} (radii "
+                f"{attr.radii[keep[i]]:.3g} + {attr.radii[keep[j]]:.3g} > centre distance)."
+            )
+    return out
+
+
+def color_codes(
+    space: ClusterSpace, z: np.ndarray, labels: Mapping[str, np.ndarray], key: str
+) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """Categorical colours of points for a ``COLOR_KINDS`` key such as ``"predicted:digit"``.
+
+    Returns
+    -------
+    codes : ndarray of shape (n,), int
+    categories : tuple of str
+        Names of the codes.
+    title : str
+    """
+    kind, _, attribute = key.partition(":")
+    if kind not in COLOR_KINDS:
+        raise DataShapeError(f"Unknown cluster colour {key!r}; use one of {sorted(COLOR_KINDS)}.")
+    a, attr = space.attribute(attribute)
+    res = lookup(space, z)[a]
+    title = f"{COLOR_KINDS[kind]} ({attr.name})"
+    if kind == "predicted":
+        return res.pred, attr.class_names, title
+    if kind == "in_sphere":
+        return res.in_sphere.astype(np.int64), ("outside", "inside"), title
+    y = _label_columns(labels, space, len(res.pred))[a]
+    return (res.pred == y).astype(np.int64), ("wrong", "right"), title
+
+
+# ------------------------------------------------------------------------------ map overlay
+
+
+@dataclass(frozen=True, eq=False)
+class CenterOverlay:
+    """Centres of one attribute on a 2-D/3-D map, and the outlines of their spheres.
+
+    ``exact`` is True when the map is an affine function of the latent (PCA): then the centres
+    and the sphere outlines (ellipses: a ball seen through the projection) are exact. Otherwise
+    (UMAP, t-SNE) each centre sits at the mean map position of its class's in-sphere points and
+    the outline is a circle through their median distance: an approximation, said in ``note``.
+    """
+
+    names: tuple[str, ...]
+    coords: np.ndarray  # (n_classes, 2 or 3)
+    outlines: tuple[np.ndarray, ...]  # per class (m, 2); empty in 3-D
+    exact: bool
+    note: str
+
+
+def center_overlay(
+    space: ClusterSpace,
+    z: np.ndarray,
+    coords: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+    attribute: str,
+    n_outline: int = 48,
+) -> CenterOverlay:
+    """Project one attribute's centres and spheres onto an existing map of ``z``."""
+    a, attr = space.attribute(attribute)
+    zf, xy = _as_2d(z, "z"), np.asarray(coords, dtype=np.float64)
+    design = np.hstack([zf, np.ones((len(zf), 1))])
+    w, *_ = np.linalg.lstsq(design, xy, rcond=None)  # (D + 1, k): xy ~ [z, 1] @ w
+    resid = np.abs(design @ w - xy).max() / max(np.abs(xy).max(), 1e-12)
+    exact = bool(resid < 1e-3 and space.pool is None and len(zf) > zf.shape[1])
+    t = np.linspace(0.0, 2 * np.pi, n_outline)
+    if exact:
+        base = np.tile(zf.mean(axis=0), (len(attr.centers), 1))  # other attributes at their mean
+        base[:, attr.lo : attr.hi] = attr.centers
+        centre_xy = np.hstack([base, np.ones((len(base), 1))]) @ w
+        outlines: list[np.ndarray] = []
+        if xy.shape[1] == 2:
+            u, s, _ = np.linalg.svd(w[attr.lo : attr.hi].T, full_matrices=False)  # (2, d)
+            ellipse = (u * s) @ np.vstack([np.cos(t), np.sin(t)])[: len(s)]  # (2, m)
+            outlines = [centre_xy[c] + attr.radii[c] * ellipse.T for c in range(len(base))]
+        note = "centres and spheres projected exactly (the map is linear in the latent)"
+        if len(space.attributes) > 1:
+            note += "; the other attributes' sub-spaces are held at their mean"
+        return CenterOverlay(attr.class_names, centre_xy, tuple(outlines), True, note)
+    res = lookup(space, zf)[a]
+    y = _label_columns(labels, space, len(zf))[a]
+    centre_xy = np.zeros((len(attr.centers), xy.shape[1]))
+    outlines = []
+    for c in range(len(attr.centers)):
+        sel = (y == c) & res.in_sphere & (res.pred == c)
+        sel = sel if sel.any() else (y == c)
+        if not sel.any():
+            centre_xy[c] = np.nan
+            outlines.append(np.full((n_outline, 2), np.nan))
+            continue
+        centre_xy[c] = xy[sel].mean(axis=0)
+        rad = float(np.median(np.linalg.norm(xy[sel] - centre_xy[c], axis=1)))
+        outlines.append(centre_xy[c, :2] + rad * np.stack([np.cos(t), np.sin(t)], axis=1))
+    if xy.shape[1] != 2:
+        outlines = []
+    note = (
+        "approximate: a non-linear map has no image of a centre; each marker is the mean map "
+        "position of its class's in-sphere points, the circle their median distance"
+    )
+    return CenterOverlay(attr.class_names, centre_xy, tuple(outlines), False, note)

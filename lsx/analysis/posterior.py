@@ -1,0 +1,624 @@
+"""Posterior health and consistency metrics (papers.md sections 3.6 and A.3).
+
+- active units (Burda et al. 2016): dimension d is active if Cov_x(E_q[z_d|x]) > threshold;
+- mutual information I_q(x; z) with the aggregate-posterior estimator (He et al. 2019 style);
+- importance-sampled negative log-likelihood with q(z|x) as proposal, S samples;
+- per-dimension KL(q(z_d|x) || N(0, 1)), averaged over the data;
+- downstream accuracy: logistic regression on posterior means, fit on train, scored on test;
+- consistency per transform: KL(q(z|t(x)) || q(z|x)) per pair, latent displacement
+  ||mu(t(x)) - mu(x)|| relative to the typical (median) distance between two samples, and kNN
+  retention (share of a point's k latent neighbours that are still its neighbours after t).
+
+Pure functions: a model (eval mode, never modified) plus arrays in, arrays, floats or frozen
+dataclasses out; every random draw comes from a seeded ``torch.Generator`` or NumPy ``Generator``.
+Metrics that need a Gaussian posterior (``posterior(x) -> (mu, logvar)``) are None for
+deterministic encoders; NLL also needs the model's ``likelihood``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from lsx.analysis.embedding import check_images
+from lsx.data.transforms import TransformSet, resolve_set
+from lsx.errors import ConfigError, DataShapeError
+from lsx.losses import LOG_2PI, log_likelihood
+
+DEFAULT_AU_THRESHOLD = 0.01  # papers.md 3.6 (Burda et al.)
+DEFAULT_NLL_SAMPLES = 100  # bench/consistency.py: seed std 0.07 nats; 0.8 above S = 1000
+DEFAULT_NEIGHBORS = 10
+MAX_PAIRS = 200_000  # typical distance: all pairs up to ~630 points, else this many random pairs
+
+
+# ------------------------------------------------------------------------------ posteriors
+
+
+def has_posterior(model: nn.Module) -> bool:
+    """True when the model exposes a Gaussian ``posterior(x) -> (mu, logvar)``."""
+    return callable(getattr(model, "posterior", None))
+
+
+def _check_batch(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+
+
+def posterior_arrays(
+    model: nn.Module, x: np.ndarray, *, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means and log-variances of images, flattened per sample.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An lsx model in eval mode.
+    x : ndarray of shape (n_samples, C, H, W)
+    batch_size : int, default=512
+
+    Returns
+    -------
+    mu : ndarray of shape (n_samples, latent_numel), float32
+        ``encode(x)`` (the code itself for a deterministic encoder).
+    logvar : ndarray of the same shape, or None for a deterministic encoder
+    """
+    _check_batch(batch_size)
+    x = check_images(model, x)
+    mus, lvs = [], []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            xb = _tensor(x[start : start + batch_size])
+            if has_posterior(model):
+                mu, lv = model.posterior(xb)
+                lvs.append(lv.flatten(1).float().numpy())
+            else:
+                mu = model.encode(xb)
+            mus.append(mu.flatten(1).float().numpy())
+    return np.concatenate(mus), (np.concatenate(lvs) if lvs else None)
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A batch as a tensor; copies read-only arrays (lsx.data returns such arrays)."""
+    return torch.from_numpy(a if a.flags.writeable else np.array(a))
+
+
+def _as_2d(a: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or len(a) < 2 or not np.isfinite(a).all():
+        raise DataShapeError(
+            f"{name} must be a finite array of shape (n_samples >= 2, latent_dim); got shape "
+            f"{a.shape}. Encode at least two images with posterior_arrays first."
+        )
+    return a
+
+
+def _pair(mu: np.ndarray, logvar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu, logvar = _as_2d(mu, "mu"), _as_2d(logvar, "logvar")
+    if mu.shape != logvar.shape:
+        raise DataShapeError(f"mu {mu.shape} and logvar {logvar.shape} must have the same shape.")
+    return mu, logvar
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def active_units(mu: np.ndarray, threshold: float = DEFAULT_AU_THRESHOLD) -> tuple[int, np.ndarray]:
+    """Number of active latent dimensions and each dimension's activity.
+
+    Parameters
+    ----------
+    mu : ndarray of shape (n_samples, latent_dim)
+        Posterior means E_q[z|x].
+    threshold : float, default=0.01
+        A dimension is active if the variance of its mean over the data exceeds it.
+
+    Returns
+    -------
+    n_active : int
+    variances : ndarray of shape (latent_dim,)
+        Cov_x(E_q[z_d|x]) (unbiased, as ``torch.var`` in papers.md A.3).
+    """
+    if not isinstance(threshold, int | float) or not math.isfinite(threshold) or threshold < 0:
+        raise ConfigError(f"The active-unit threshold must be a number >= 0; got {threshold!r}.")
+    variances = _as_2d(mu, "mu").var(axis=0, ddof=1)
+    return int((variances > threshold).sum()), variances
+
+
+def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """KL(q(z_d|x) || N(0, 1)) per latent dimension, averaged over samples; shape (latent_dim,)."""
+    mu, logvar = _pair(mu, logvar)
+    return (0.5 * (mu**2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
+
+
+def mutual_information(
+    mu: np.ndarray, logvar: np.ndarray, *, seed: int = 0, chunk: int = 256
+) -> float:
+    """I_q(x; z) = E_x E_q[log q(z|x)] - E_x E_q[log q(z)], in nats.
+
+    The aggregate posterior is the mixture of the given posteriors,
+    log q(z) = logsumexp_m log q(z|x_m) - log N, evaluated at one sample z_n ~ q(z|x_n) per
+    point (``eps = torch.randn((n, d), generator=Generator().manual_seed(seed), float64)``); the
+    first term is in closed form. The estimate is at most log N.
+
+    Parameters
+    ----------
+    mu, logvar : ndarrays of shape (n_samples, latent_dim)
+    seed : int, default=0
+    chunk : int, default=256
+        Rows of z per (chunk, N) block of log-densities; memory only.
+
+    Returns
+    -------
+    float
+    """
+    mu_np, lv_np = _pair(mu, logvar)
+    n, d = mu_np.shape
+    m, lv = torch.from_numpy(mu_np), torch.from_numpy(lv_np)
+    eps = torch.randn((n, d), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    z = m + (0.5 * lv).exp() * eps
+    neg_entropy = (-0.5 * d * LOG_2PI - 0.5 * (1.0 + lv).sum(1)).mean()
+    inv_var = (-lv).exp()  # (N, d)
+    # log q(z_i|x_j) = -0.5 sum_d (z_id - mu_jd)^2 / var_jd + const_j, expanded into matrix
+    # products: sum_d z_id^2 / var_jd - 2 z_id mu_jd / var_jd + mu_jd^2 / var_jd
+    const = -0.5 * (d * LOG_2PI + lv.sum(1) + (m.pow(2) * inv_var).sum(1))  # (N,)
+    log_qz = torch.empty(n, dtype=torch.float64)
+    for start in range(0, n, chunk):
+        zc = z[start : start + chunk]  # (c, d)
+        quad = zc.pow(2) @ inv_var.T - 2.0 * zc @ (m * inv_var).T  # (c, N)
+        log_dens = -0.5 * quad + const[None]  # log q(z_i|x_j)
+        log_qz[start : start + chunk] = torch.logsumexp(log_dens, 1) - math.log(n)
+    return float(neg_entropy - log_qz.mean())
+
+
+def importance_nll(
+    model: nn.Module,
+    x: np.ndarray,
+    *,
+    n_samples: int = DEFAULT_NLL_SAMPLES,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """-log p(x) per image by importance sampling with q(z|x) as the proposal, in nats.
+
+    log p(x) ~ log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), z_s ~ q(z|x) (papers.md 3.6). The
+    likelihood is the model's ``config.likelihood``, normalised (a Gaussian keeps its
+    -0.5 log(2 pi) per pixel; Bernoulli on grey levels is the BCE the model trains with).
+
+    Parameters
+    ----------
+    model : nn.Module
+        With ``posterior``, ``decode`` and ``config.likelihood``; eval mode.
+    x : ndarray of shape (n_samples, C, H, W)
+    n_samples : int, default=100
+        S, importance samples per image.
+    seed : int, default=0
+    batch_size : int, default=64
+        Images per batch; each decode call handles about 512 images.
+
+    Returns
+    -------
+    ndarray of shape (n_images,), float64
+
+    Raises
+    ------
+    ConfigError
+        The model has no Gaussian posterior or no likelihood, or ``n_samples`` < 1.
+    """
+    likelihood = getattr(model.config, "likelihood", None)
+    if not has_posterior(model) or likelihood is None:
+        raise ConfigError(
+            f"An importance-sampled NLL needs a Gaussian posterior and a likelihood; the "
+            f"{model.config.kind} model has {'no likelihood' if has_posterior(model) else 'none'}."
+            " Use a vae or iwae checkpoint."
+        )
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+        raise ConfigError(f"n_samples (S) must be an int >= 1; got {n_samples!r}. Use e.g. 100.")
+    _check_batch(batch_size)
+    x = check_images(model, x)
+    gen = torch.Generator().manual_seed(seed)
+    out = np.empty(len(x), dtype=np.float64)
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            xb = _tensor(x[start : start + batch_size])  # (B, C, H, W)
+            mu, lv = model.posterior(xb)
+            std, b = (0.5 * lv).exp(), len(xb)
+            per = max(1, 512 // b)  # samples per decode call: ~512 images is fastest on CPU
+            logw = []
+            for s0 in range(0, n_samples, per):
+                c = min(per, n_samples - s0)
+                eps = torch.randn((c, *mu.shape), generator=gen)  # (c, B, *latent_shape)
+                z = mu + std * eps
+                x_hat = model.decode(z.flatten(0, 1)).unflatten(0, (c, b))  # (c, B, C, H, W)
+                log_px = log_likelihood(x_hat, xb, likelihood, normalised=True)  # (c, B)
+                log_pz = (-0.5 * (z.pow(2) + LOG_2PI)).flatten(2).sum(-1)
+                log_qz = (-0.5 * (eps.pow(2) + lv + LOG_2PI)).flatten(2).sum(-1)
+                logw.append((log_px + log_pz - log_qz).double())
+            log_p = torch.logsumexp(torch.cat(logw), 0) - math.log(n_samples)
+            out[start : start + b] = (-log_p).numpy()
+    return out
+
+
+def downstream_accuracy(
+    z_train: np.ndarray,
+    y_train: np.ndarray,
+    z_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    seed: int = 0,
+    max_iter: int = 2000,
+) -> float:
+    """Test accuracy of a logistic regression fit on the train split's posterior means.
+
+    Features are standardised with the train split's mean and scale (NOT FOUND in P3; lsx
+    default, it only helps lbfgs converge). papers.md A.3: ``LogisticRegression(max_iter=2000)``.
+
+    Returns
+    -------
+    float
+        Share of test samples classified correctly.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    z_train, z_test = _as_2d(z_train, "z_train"), _as_2d(z_test, "z_test")
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if len(y_train) != len(z_train) or len(y_test) != len(z_test):
+        raise DataShapeError(
+            f"Got {len(z_train)} train codes with {len(y_train)} labels and {len(z_test)} test "
+            f"codes with {len(y_test)} labels; pass one label per code."
+        )
+    if len(np.unique(y_train)) < 2:
+        raise DataShapeError("Downstream accuracy needs at least two classes in the train split.")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed))
+    with threadpool_limits(1):  # BLAS threads: 30x slower on 2 shared cores (measured)
+        clf.fit(z_train, y_train)
+        return float((clf.predict(z_test) == y_test).mean())
+
+
+# ------------------------------------------------------------------------------ consistency
+
+
+def typical_distance(z: np.ndarray, *, seed: int = 0) -> float:
+    """Median Euclidean distance between two different samples (all pairs, or MAX_PAIRS)."""
+    z = _as_2d(z, "z")
+    n = len(z)
+    if n * (n - 1) // 2 <= MAX_PAIRS:
+        i, j = np.triu_indices(n, k=1)
+    else:
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, n, MAX_PAIRS)
+        j = (i + rng.integers(1, n, MAX_PAIRS)) % n  # never i itself
+    return float(np.median(np.linalg.norm(z[i] - z[j], axis=1)))
+
+
+def knn_retention(z: np.ndarray, z_t: np.ndarray, k: int = DEFAULT_NEIGHBORS) -> np.ndarray:
+    """Per point, the share of its k nearest latent neighbours kept after the transform.
+
+    Neighbours of ``z[i]`` and of ``z_t[i]`` are both taken among the originals ``z[j]``,
+    ``j != i``; retention_i = |N_k(z_i) & N_k(z_t_i)| / k. Shape (n_samples,).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    z, z_t = _as_2d(z, "z"), _as_2d(z_t, "z_t")
+    n = len(z)
+    if z.shape != z_t.shape:
+        raise DataShapeError(f"z {z.shape} and z_t {z_t.shape} must have the same shape.")
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n - 1:
+        raise ConfigError(f"k (neighbours) must be an int in [1, {n - 1}]; got {k!r}.")
+    with threadpool_limits(1):
+        nn_index = NearestNeighbors(n_neighbors=k + 1).fit(z)
+        own = _drop_self(nn_index.kneighbors(z, return_distance=False), k)
+        moved = _drop_self(nn_index.kneighbors(z_t, return_distance=False), k)
+    kept = [len(set(a) & set(b)) for a, b in zip(own.tolist(), moved.tolist(), strict=True)]
+    return np.asarray(kept, dtype=np.float64) / k
+
+
+def _drop_self(idx: np.ndarray, k: int) -> np.ndarray:
+    """Remove each row's own index (or the farthest one when it is absent); (n, k)."""
+    own = np.arange(len(idx))[:, None]
+    keep = idx != own
+    keep[keep.sum(1) > k, -1] = False  # self not among the k + 1: drop the farthest
+    return idx[keep].reshape(len(idx), k)
+
+
+@dataclass(frozen=True, eq=False)
+class TransformScores:
+    """Consistency of one transform on n points (one random draw per point)."""
+
+    name: str
+    z_t: np.ndarray  # (n, latent_numel) posterior means of t(x)
+    kl: np.ndarray | None  # (n,) KL(q(z|t(x)) || q(z|x)); None for deterministic encoders
+    displacement: np.ndarray  # (n,) ||mu(t(x)) - mu(x)|| / typical inter-sample distance
+    knn: np.ndarray  # (n,) kNN retention per point
+
+    def summary(self) -> dict[str, float | None]:
+        return {
+            "kl": None if self.kl is None else float(self.kl.mean()),
+            "displacement": float(self.displacement.mean()),
+            "knn": float(self.knn.mean()),
+        }
+
+
+def transform_variants(tset: TransformSet) -> dict[str, TransformSet]:
+    """Each op of the set on its own, then the whole set as ``"all"`` (when it has > 1 op)."""
+    out = {name: tset.op(name) for name in tset.op_names}
+    if len(out) > 1:
+        out["all"] = tset
+    return out
+
+
+def consistency_scores(
+    model: nn.Module,
+    x: np.ndarray,
+    tset: TransformSet,
+    *,
+    strength: float = 1.0,
+    seed: int = 0,
+    k: int = DEFAULT_NEIGHBORS,
+    posterior: tuple[np.ndarray, np.ndarray | None] | None = None,
+    batch_size: int = 512,
+) -> dict[str, TransformScores]:
+    """Consistency scores per transform (each op of the set, then ``"all"``).
+
+    Parameters
+    ----------
+    model : nn.Module
+    x : ndarray of shape (n_samples, C, H, W)
+    tset : TransformSet
+        E.g. ``lsx.data.transforms.resolve_set("simple", input_shape, dataset)``.
+    strength, seed : as the transform set's; transform i draws from ``seed + i``
+    k : int, default=10
+        Neighbours for kNN retention.
+    posterior : (mu, logvar) or None
+        ``posterior_arrays(model, x)`` when already computed.
+
+    Returns
+    -------
+    dict name -> TransformScores
+    """
+    x = check_images(model, x)
+    mu, lv = posterior if posterior is not None else posterior_arrays(model, x)
+    scale = max(typical_distance(mu, seed=seed), 1e-12)
+    out: dict[str, TransformScores] = {}
+    for i, (name, variant) in enumerate(transform_variants(tset).items()):
+        gen = torch.Generator().manual_seed(seed + i)
+        x_t = np.concatenate(
+            [
+                variant(_tensor(x[s : s + batch_size]), strength=strength, generator=gen)
+                .float()
+                .numpy()
+                for s in range(0, len(x), batch_size)
+            ]
+        )
+        mu_t, lv_t = posterior_arrays(model, x_t, batch_size=batch_size)
+        kl = None
+        if lv is not None and lv_t is not None:
+            kl = (0.5 * (lv - lv_t + (np.exp(lv_t) + (mu_t - mu) ** 2) / np.exp(lv) - 1.0)).sum(1)
+        out[name] = TransformScores(
+            name=name,
+            z_t=mu_t,
+            kl=kl,
+            displacement=np.linalg.norm(mu_t - mu, axis=1) / scale,
+            knn=knn_retention(mu, mu_t, k),
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------ the suite
+
+
+@dataclass(frozen=True, eq=False)
+class PosteriorReport:
+    """Every metric of one model on one set of evaluation points."""
+
+    kind: str
+    n_points: int
+    latent_numel: int
+    z: np.ndarray  # (n, latent_numel) posterior means of the evaluation points
+    au: int
+    au_threshold: float
+    unit_variance: np.ndarray  # (latent_numel,) Cov_x(E[z_d|x])
+    mi: float | None
+    nll: float | None  # mean over points, nats
+    nll_samples: int
+    kl_per_dim: np.ndarray | None  # (latent_numel,)
+    accuracy: float | None
+    transform_set: str
+    strength: float
+    consistency: dict[str, TransformScores]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        """The headline numbers as one flat dict (a table row)."""
+        row: dict[str, Any] = {
+            "AU": self.au,
+            "latent dims": self.latent_numel,
+            "MI (nats)": self.mi,
+            "NLL (nats)": self.nll,
+            "KL to prior": None if self.kl_per_dim is None else float(self.kl_per_dim.sum()),
+            "accuracy": self.accuracy,
+        }
+        for name, scores in self.consistency.items():
+            s = scores.summary()
+            row[f"KL[{name}]"] = s["kl"]
+            row[f"displacement[{name}]"] = s["displacement"]
+            row[f"kNN kept[{name}]"] = s["knn"]
+        return row
+
+
+def posterior_report(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    x_train: np.ndarray | None = None,
+    y_train: np.ndarray | None = None,
+    transforms: str = "",
+    strength: float = 1.0,
+    dataset: str | None = None,
+    threshold: float = DEFAULT_AU_THRESHOLD,
+    nll_samples: int = DEFAULT_NLL_SAMPLES,
+    k: int = DEFAULT_NEIGHBORS,
+    seed: int = 0,
+) -> PosteriorReport:
+    """The full metric suite on evaluation points ``x`` (usually the test split).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Eval mode; deterministic encoders get AU (of their codes), accuracy and consistency
+        (displacement, kNN), and None for MI, NLL, KL and pair KL.
+    x, y : evaluation images (n, C, H, W) and labels (n,) (labels only for accuracy)
+    x_train, y_train : images and labels the logistic regression is fit on; accuracy is None
+        without them.
+    transforms, strength, dataset : the transform set (``""`` = the data's default), its
+        strength, and the dataset spec (suitability check)
+    threshold : active-unit threshold
+    nll_samples : S of the importance-sampled NLL; 0 skips the NLL
+    k : neighbours of the kNN retention
+    seed : every random draw
+
+    Returns
+    -------
+    PosteriorReport
+    """
+    x = check_images(model, x)
+    tset = resolve_set(transforms, model.config.input_shape, dataset)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    mu, lv = posterior_arrays(model, x)
+    n_active, variances = active_units(mu, threshold)
+    seconds["encode+AU"] = time.perf_counter() - t0
+    mi = kl_dims = nll = acc = None
+    if lv is not None:
+        t0 = time.perf_counter()
+        mi, kl_dims = mutual_information(mu, lv, seed=seed), kl_per_dimension(mu, lv)
+        seconds["MI+KL"] = time.perf_counter() - t0
+        if nll_samples and getattr(model.config, "likelihood", None) is not None:
+            t0 = time.perf_counter()
+            nll = float(importance_nll(model, x, n_samples=nll_samples, seed=seed).mean())
+            seconds["NLL"] = time.perf_counter() - t0
+    if x_train is not None and y_train is not None and y is not None:
+        t0 = time.perf_counter()
+        z_train, _ = posterior_arrays(model, x_train)
+        acc = downstream_accuracy(z_train, y_train, mu, y, seed=seed)
+        seconds["accuracy"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = consistency_scores(
+        model, x, tset, strength=strength, seed=seed, k=k, posterior=(mu, lv)
+    )
+    seconds["consistency"] = time.perf_counter() - t0
+    return PosteriorReport(
+        kind=model.config.kind,
+        n_points=len(x),
+        latent_numel=mu.shape[1],
+        z=mu,
+        au=n_active,
+        au_threshold=float(threshold),
+        unit_variance=variances,
+        mi=mi,
+        nll=nll,
+        nll_samples=int(nll_samples),
+        kl_per_dim=kl_dims,
+        accuracy=acc,
+        transform_set=tset.name,
+        strength=float(strength),
+        consistency=scores,
+        seconds=seconds,
+    )
+
+
+# ------------------------------------------------------------------------------ page helpers
+
+
+@dataclass(frozen=True, eq=False)
+class PairProjection:
+    """2-D positions of sampled (x, t(x)) pairs on a PCA map of the posterior means."""
+
+    background: np.ndarray  # (n, 2) every evaluation point
+    ids: np.ndarray  # (n_pairs,) indices of the sampled points
+    origin: np.ndarray  # (n_pairs, 2) the sampled points
+    moved: dict[str, np.ndarray]  # transform -> (n_pairs, 2) their transformed versions
+    explained: float  # share of the variance the two axes keep
+
+
+def pair_projection(
+    z: np.ndarray, z_t: dict[str, np.ndarray], *, n_pairs: int = 40, seed: int = 0
+) -> PairProjection:
+    """Project originals and transformed codes with one PCA fit on the originals.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, latent_numel)
+    z_t : dict transform name -> ndarray of shape (n, latent_numel)
+    n_pairs : int, default=40
+        Pairs drawn per transform (the same points for every transform).
+    seed : int, default=0
+
+    Returns
+    -------
+    PairProjection
+    """
+    from sklearn.decomposition import PCA
+
+    z = _as_2d(z, "z")
+    if not isinstance(n_pairs, int) or n_pairs < 1:
+        raise ConfigError(f"n_pairs must be an int >= 1; got {n_pairs!r}.")
+    for name, zt in z_t.items():
+        if np.shape(zt) != z.shape:
+            raise DataShapeError(f"z_t[{name!r}] has shape {np.shape(zt)}; expected {z.shape}.")
+    ids = np.sort(np.random.default_rng(seed).choice(len(z), min(n_pairs, len(z)), replace=False))
+    if z.shape[1] <= 2:  # already 2-D (or 1-D): plot the latent itself
+
+        def pad(a: np.ndarray) -> np.ndarray:
+            return np.pad(np.asarray(a, np.float64), ((0, 0), (0, 2 - z.shape[1])))
+
+        moved = {k: pad(np.asarray(v)[ids]) for k, v in z_t.items()}
+        return PairProjection(pad(z), ids, pad(z[ids]), moved, 1.0)
+    pca = PCA(n_components=2, random_state=seed).fit(z)
+    return PairProjection(
+        background=pca.transform(z),
+        ids=ids,
+        origin=pca.transform(z[ids]),
+        moved={k: pca.transform(np.asarray(v, np.float64)[ids]) for k, v in z_t.items()},
+        explained=float(pca.explained_variance_ratio_.sum()),
+    )
+
+
+def transform_gallery(
+    model: nn.Module, x: np.ndarray, tset: TransformSet, *, strength: float = 1.0, seed: int = 0
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """One image, each transform of it, and the reconstructions of all of them.
+
+    Parameters
+    ----------
+    model : nn.Module
+    x : ndarray of shape (C, H, W)
+    tset : TransformSet
+    strength, seed : transform i draws from ``seed + i`` (as :func:`consistency_scores`)
+
+    Returns
+    -------
+    names : list of str
+        ``"input"``, then each transform of :func:`transform_variants`.
+    images, reconstructions : ndarrays of shape (len(names), C, H, W)
+    """
+    x = check_images(model, np.asarray(x)[None])
+    batch = [torch.from_numpy(np.array(x))]
+    names = ["input"]
+    for i, (name, variant) in enumerate(transform_variants(tset).items()):
+        gen = torch.Generator().manual_seed(seed + i)
+        batch.append(variant(batch[0], strength=strength, generator=gen))
+        names.append(name)
+    images = torch.cat(batch)
+    with torch.inference_mode():
+        recon = model.decode(model.encode(images))
+    return names, images.float().numpy(), recon.float().numpy()

@@ -1,0 +1,44 @@
+"""Train: train a model from the browser and watch its latent space form, epoch by epoch.
+
+The form is generated from the chosen kind's config dataclass and from TrainConfig; the job runs
+``python -m lsx train`` in a subprocess, so this page (and every other) stays responsive. The live
+view polls the run folder every 2 s: progress with ETA, loss and metric curves, aligned latent
+snapshots, the log; Cancel stops the job with a checkpoint, Resume continues it.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lsx.app import state, training, widgets
+from lsx.errors import LsxError
+from lsx.models import MODELS
+
+state.init("Train")
+widgets.run_picker()
+st.title("Train")
+
+st.subheader("Progress")
+run_dir = training.run_chooser()
+if run_dir is not None:
+    training.live_panel(run_dir)
+
+st.subheader("New run")
+left, right = st.columns([1, 2])
+kind = left.selectbox(
+    "Model kind",
+    list(MODELS),
+    key=state.TR_KIND,
+    format_func=lambda k: f"{k} · {MODELS[k].summary}",
+)
+with right:
+    try:
+        data, image_size = training.dataset_picker()
+    except LsxError as err:  # the folder choice without a path yet
+        st.info(str(err))
+        data = None
+if data is not None:
+    try:
+        training.new_run_form(kind, data, image_size)
+    except LsxError as err:  # e.g. the dataset folder cannot be read
+        st.error(str(err))

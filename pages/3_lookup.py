@@ -1,0 +1,76 @@
+"""Lookup: where does MY image land in this model's latent space, and what is it near?
+
+Upload images (PNG, JPEG, WebP, BMP): each is shown as the model sees it, with its predicted
+cluster (distance, margin, percentile, OOD flag), its reconstruction and residual, its nearest
+training images, and its place on the latent map. Configured (sae) checkpoints also answer text
+queries such as "red stripes" without a language model.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lsx.app import cache, clusters, state, widgets
+from lsx.errors import LsxError
+
+state.init("Lookup")
+widgets.run_picker()
+st.title("Lookup")
+run_dir = st.session_state[state.RUN_DIR]
+if run_dir is None:
+    widgets.no_run_message()
+    st.stop()
+
+try:
+    sha = cache.weights_version(run_dir)
+    model, config = cache.load_run(run_dir, sha)
+    ds, data_warning = cache.run_dataset(run_dir)
+    space = clusters.space(run_dir, sha, ds.content_hash)
+except LsxError as err:
+    st.error(str(err))
+    st.stop()
+
+if data_warning:
+    st.warning(data_warning)
+c, h, w = config.input_shape
+st.markdown(
+    f"Model input: **{w}×{h} {'grey' if c == 1 else 'RGB'}** · labels by **{space.description}**"
+)
+try:
+    clusters.metrics_card(run_dir, sha, ds)
+    spec, k = clusters.search_controls(ds)
+except LsxError as err:
+    st.error(str(err))
+    st.stop()
+
+files = clusters.uploader()
+uploads = clusters.prepare_files(files, config.input_shape)
+result = None
+if uploads:
+    try:
+        result = clusters.look_up(run_dir, sha, ds, uploads, spec, k)
+    except LsxError as err:
+        st.error(str(err))
+    clusters.results_table(uploads, result)
+else:
+    st.caption("Upload one or more images to look them up; the text search below works without.")
+
+if result is not None:
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.subheader("Details")
+        try:
+            clusters.details(run_dir, sha, ds, uploads, result, spec)
+        except LsxError as err:
+            st.error(str(err))
+    with right:
+        st.subheader("On the latent map")
+        try:
+            clusters.upload_map(run_dir, sha, ds, uploads, result)
+        except LsxError as err:
+            st.error(str(err))
+
+try:
+    clusters.text_search_box(run_dir, sha, ds, k)
+except LsxError as err:
+    st.error(str(err))

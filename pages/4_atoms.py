@@ -1,0 +1,80 @@
+"""Atoms: which dictionary atoms does a sparse-coding model use, how sparse are its codes, does a
+VQ-VAE use its codebook as well, and what do the patch codes segment in a photo?
+
+For an ``scvae`` run: usage histogram (dead atoms marked), atom gallery, co-activation and
+per-class heat maps, L0/L1 distributions, and the comparison with a ``vqvae`` run (and the other
+way round). Every statistic covers the whole chosen split. The segmentation view works for any
+run: it clusters the patch codes of a built-in or uploaded photo.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lsx.app import atoms, cache, state, widgets
+from lsx.errors import LsxError
+
+state.init("Atoms")
+widgets.run_picker()
+st.title("Atoms")
+run_dir = st.session_state[state.RUN_DIR]
+if run_dir is None:
+    widgets.no_run_message()
+    st.stop()
+
+try:
+    sha = cache.weights_version(run_dir)
+    model, config = cache.load_run(run_dir, sha)
+    ds, data_warning = cache.run_dataset(run_dir)
+    split = atoms.split_control()
+    stats = atoms.usage(run_dir, sha, ds.content_hash, split)
+except LsxError as err:
+    st.error(str(err))
+    st.stop()
+
+if data_warning:
+    st.warning(data_warning)
+info = atoms.run_info(run_dir)
+if stats is None:
+    st.info(
+        f"This run is a `{config.kind}`; atom and code statistics need an `scvae` or `vqvae` run "
+        "(e.g. `demo-scvae-mnist5k`). The segmentation view below works for any run."
+    )
+else:
+    what = "atoms" if config.kind == "scvae" else "codebook vectors"
+    st.markdown(
+        f"**{len(stats.counts)} {what}** over **{stats.n_positions:,}** latent positions "
+        f"({split} split of `{ds.spec}`, every image)."
+    )
+    try:
+        atoms.summary(stats)
+        y, class_names = atoms.labels_of(run_dir, split)
+        tabs = st.tabs(["Gallery", "Heat maps", "Sparsity", "scvae vs vqvae"])
+        with tabs[0]:
+            atoms.gallery_panel(run_dir, sha, ds.content_hash, stats)
+        with tabs[1]:
+            atoms.heatmap_panels(stats, class_names)
+        with tabs[2]:
+            if config.kind == "scvae":
+                atoms.sparsity_panel(stats, y, class_names)
+            else:
+                st.caption("A VQ-VAE uses exactly one code per position: L0 is 1 everywhere.")
+        with tabs[3]:
+            if info is not None:
+                atoms.comparison_panel(info, stats, split)
+    except LsxError as err:
+        st.error(str(err))
+    st.caption(
+        "The **Latent map** page can colour every sample by its dominant atom "
+        "(Colour by → dominant atom)."
+    )
+
+st.header("Segmentation by patch codes")
+st.caption(
+    "The image is cut into tiles of the model's input size; every latent grid cell of a tile is "
+    "one patch, its (sparse) code is clustered with k-means, and the cluster map is upsampled."
+)
+try:
+    atoms.segmentation_view(run_dir, sha)
+except LsxError as err:
+    st.error(str(err))

@@ -1,0 +1,78 @@
+"""Compare: how do two checkpoints' latent spaces differ, in numbers and on one aligned map?
+
+Both checkpoints encode the same samples. Numbers: per-point kNN Jaccard (which neighbourhoods
+changed), linear CKA, Procrustes disparity, per-class centroid drift, and every final metric of
+both runs with differences. Select points in either map to highlight them in both and see their
+inputs beside both reconstructions.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lsx.app import cache, compare, state, widgets
+from lsx.errors import LsxError
+from lsx.viz.compare import drift_bars, jaccard_histogram
+
+state.init("Compare")
+widgets.run_picker()
+st.title("Compare checkpoints")
+runs, _ = cache.runs(state.checkpoints_root())
+if not runs:
+    widgets.no_run_message()
+    st.stop()
+
+info_a, info_b = compare.pick_pair(runs)
+run_a, run_b = str(info_a.run_dir), str(info_b.run_dir)
+try:
+    choice = compare.pick_data(info_a, info_b)
+    view = compare.controls()
+    ds = compare.dataset(choice)
+    sha_a, sha_b = cache.weights_version(run_a), cache.weights_version(run_b)
+    frame = compare.comparison(
+        run_a, sha_a, run_b, sha_b, choice.spec, choice.image_size, ds.content_hash,
+        view.method, view.k, view.cap,
+    )  # fmt: skip
+except LsxError as err:
+    st.error(str(err))
+    st.stop()
+
+same = " · A and B are the same checkpoint: every number is at its identity value"
+st.markdown(
+    f"**{len(frame.ids):,}** of **{frame.n_total:,}** samples of `{choice.spec}` encoded by both"
+    + (same if run_a == run_b else "")
+)
+compare.numbers(frame)
+selected = compare.selection(frame)
+fig = compare.map_figure(frame, view, (info_a.name, info_b.name), ds.primary, selected)
+st.plotly_chart(
+    fig, key=state.CMP_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
+)
+st.caption(
+    f"{view.method.upper()} of each latent space; B rotated, scaled and shifted onto A "
+    f"(map Procrustes disparity {frame.map_disparity:.3f}). Box or lasso in either map: the "
+    "same samples light up in both."
+)
+
+st.subheader("Selection")
+compare.show_gallery((run_a, run_b), (sha_a, sha_b), choice, selected)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Neighbourhood change")
+    st.plotly_chart(jaccard_histogram(frame.jaccard, frame.k))
+    st.caption(f"The {compare.RANKED} points whose neighbours changed most (select to highlight):")
+    st.dataframe(
+        compare.ranked_rows(frame), key=state.CMP_RANKED, on_select="rerun",
+        selection_mode="multi-row", hide_index=True,
+    )  # fmt: skip
+with right:
+    st.subheader("Per-class centroid drift")
+    rows = compare.drift_rows(frame)
+    classes, jaccards = [r["class"] for r in rows], [r["mean kNN Jaccard"] for r in rows]
+    st.plotly_chart(drift_bars(classes, frame.drift.drift, jaccards))
+    st.dataframe(rows, hide_index=True)
+
+st.subheader("Model cards and final metrics")
+st.dataframe(compare.card_rows(info_a, info_b), hide_index=True)
+st.dataframe(compare.metric_rows(info_a, info_b), hide_index=True)

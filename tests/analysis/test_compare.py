@@ -1,0 +1,154 @@
+"""lsx.analysis.compare against the definitions: CKA invariances and independence, kNN Jaccard by
+hand and its identity value, Procrustes recovering a known similarity transform, centroid drift,
+and the aligned snapshot sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lsx.analysis.compare import (
+    align_sequence,
+    centroid_drift,
+    compare_latents,
+    knn_indices,
+    knn_jaccard,
+    linear_cka,
+    pca_2d,
+    procrustes_align,
+    rank_by_change,
+)
+from lsx.errors import ConfigError, DataShapeError
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(400, 6))  # distinct distances: no ties in the neighbour lists
+
+
+def orthogonal(d: int, seed: int = 1) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(d, d)))
+    return q * np.sign(np.diag(r))  # a random orthogonal matrix (Haar)
+
+
+def cka_by_hsic(a: np.ndarray, b: np.ndarray) -> float:
+    """Independent oracle: CKA as normalised HSIC of the linear Gram matrices (Kornblith, eq. 3)."""
+    n = len(a)
+    h = np.eye(n) - np.ones((n, n)) / n
+    ka, kb = h @ a @ a.T @ h, h @ b @ b.T @ h
+    return float(np.sum(ka * kb) / np.sqrt(np.sum(ka * ka) * np.sum(kb * kb)))
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.01, 37.0])
+def test_cka_is_one_under_orthogonal_maps_and_isotropic_scaling(scale):
+    q = orthogonal(6)
+    assert linear_cka(X, X @ q * scale) == pytest.approx(1.0, abs=1e-10)
+    assert linear_cka(X, X @ q * scale + 5.0) == pytest.approx(1.0, abs=1e-10)  # translation
+    # a wider space: the same geometry embedded in more dimensions
+    wide = np.hstack([X @ q, np.zeros((len(X), 4))]) @ orthogonal(10, seed=2)
+    assert linear_cka(X, wide) == pytest.approx(1.0, abs=1e-10)
+
+
+def test_cka_is_near_zero_for_independent_matrices_and_matches_the_hsic_form():
+    a = RNG.normal(size=(2000, 8))
+    b = RNG.normal(size=(2000, 12))
+    assert linear_cka(a, b) < 0.02
+    small_a, small_b = RNG.normal(size=(60, 5)), RNG.normal(size=(60, 3))
+    mixed = small_a @ RNG.normal(size=(5, 3)) + 0.5 * small_b
+    for p, q in ((small_a, small_b), (small_a, mixed)):
+        assert linear_cka(p, q) == pytest.approx(cka_by_hsic(p, q), rel=1e-9)
+
+
+def test_cka_of_a_non_isotropic_stretch_is_below_one():
+    stretched = X * np.array([10.0, 1, 1, 1, 1, 1])
+    assert linear_cka(X, stretched) < 0.9
+
+
+def test_knn_jaccard_is_one_for_identical_latents_and_invariant_to_similarities():
+    assert np.array_equal(knn_jaccard(X, X, k=10), np.ones(len(X)))
+    moved = 3.0 * X @ orthogonal(6) - 2.0
+    np.testing.assert_allclose(knn_jaccard(X, moved, k=10), 1.0)
+
+
+def test_knn_jaccard_by_hand_on_a_line():
+    # points on a line; in B the last point jumps next to the first
+    a = np.array([[0.0], [1.0], [2.1], [3.3], [4.6]])
+    b = np.array([[0.0], [1.0], [2.1], [3.3], [-0.9]])
+    # k=1: A neighbours 1,0,1,2,3 ; B neighbours 4,0,1,2,0
+    expected = np.array([0 / 2, 1, 1, 1, 0 / 2])
+    np.testing.assert_allclose(knn_jaccard(a, b, k=1), expected)
+    # k=2, point 0: A {1, 2}, B {4, 1} -> 1 shared of 3
+    assert knn_jaccard(a, b, k=2)[0] == pytest.approx(1 / 3)
+
+
+def test_knn_jaccard_of_independent_latents_is_near_chance():
+    j = knn_jaccard(X, RNG.normal(size=(400, 3)), k=10)
+    assert j.mean() < 0.05  # chance: about k / n = 0.025
+
+
+def test_knn_indices_exclude_the_point_itself_even_with_duplicates():
+    z = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    idx = knn_indices(z, 2)
+    assert all(i not in row for i, row in enumerate(idx))
+    assert set(idx[0]) == {1, 2}
+    with pytest.raises(
+        ConfigError,
+        match=r"k \(neighbours per point\) must be an int in \[1, n_samples - 1 = 3\]; got 4",
+    ):
+        knn_indices(z, 4)
+
+
+def test_rank_by_change_puts_lowest_jaccard_first():
+    assert rank_by_change(np.array([0.5, 0.1, 1.0, 0.1])).tolist() == [1, 3, 0, 2]
+
+
+def test_procrustes_recovers_a_known_similarity_transform():
+    q = orthogonal(6, seed=3)
+    target = 2.5 * X @ q + np.arange(6)
+    fit = procrustes_align(X, target)
+    assert fit.disparity == pytest.approx(0.0, abs=1e-12)
+    assert fit.scale == pytest.approx(2.5)
+    np.testing.assert_allclose(fit.rotation, q, atol=1e-10)
+    np.testing.assert_allclose(fit.aligned, target, atol=1e-9)
+    noisy = procrustes_align(RNG.normal(size=X.shape), target)
+    assert noisy.disparity > 0.8
+
+
+def test_procrustes_pads_different_widths_and_refuses_other_row_counts():
+    fit = procrustes_align(X[:, :2], X)
+    assert fit.aligned.shape == (400, 6)
+    with pytest.raises(DataShapeError, match="z_a has 400 rows but z_b has 5"):
+        procrustes_align(X, X[:5])
+
+
+def test_centroid_drift_is_zero_for_the_same_space_and_finds_the_moved_class():
+    y = np.arange(len(X)) % 4
+    same = centroid_drift(X, 4.0 * X @ orthogonal(6) + 1.0, y)
+    np.testing.assert_allclose(same.drift, 0.0, atol=1e-12)
+    assert same.counts.tolist() == [100] * 4
+    moved = X.copy()
+    moved[y == 2] += np.array([3.0, 0, 0, 0, 0, 0])
+    drift = centroid_drift(X, moved, y).drift
+    assert drift.argmax() == 2
+    assert drift[2] > 2 * np.delete(drift, 2).max()
+
+
+def test_compare_latents_of_a_checkpoint_with_itself_gives_identity_values():
+    y = np.arange(len(X)) % 5
+    c = compare_latents(X, X.copy(), y, k=7)
+    assert c.cka == pytest.approx(1.0)
+    assert c.mean_jaccard == 1.0
+    assert c.disparity == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(c.drift.drift, 0.0, atol=1e-12)
+    assert c.k == 7
+    with pytest.raises(DataShapeError, match="NaN or Inf"):
+        compare_latents(X, np.full_like(X, np.nan), y)
+
+
+def test_align_sequence_removes_rotations_and_reflections_between_epochs():
+    base = X[:, :3] * np.array([3.0, 1.5, 0.2])  # distinct principal axes
+    frames = align_sequence([base, base @ orthogonal(3, 5), -base @ orthogonal(3, 6) * 4.0])
+    for f in frames[1:]:
+        np.testing.assert_allclose(f, frames[0], atol=1e-9)
+    np.testing.assert_allclose(np.sqrt((frames[0] ** 2).sum(1).mean()), 1.0)
+    assert pca_2d(X[:, :1]).shape == (400, 2)
+    with pytest.raises(DataShapeError, match="same samples"):
+        align_sequence([X, X[:10]])

@@ -1,0 +1,198 @@
+"""AppTest of the Compare page: empty state; two checkpoints on one dataset (numbers, two aligned
+panels, linked selection, gallery, metric table); a checkpoint with itself (identity values);
+different datasets (a choice of data both can encode, or a clear refusal); a missing dataset."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from lsx.app import compare, state
+from lsx.app.cache import THREADS_ENV
+from lsx.checkpoint import (
+    METRICS_NAME,
+    STATUS_NAME,
+    append_jsonl,
+    atomic_write_json,
+    list_runs,
+    save_checkpoint,
+)
+from lsx.data import load_dataset
+from lsx.models import build_model, make_config
+from lsx.train import data_info
+
+PAGE = str(Path(__file__).parents[2] / "pages" / "7_compare.py")
+N_DIGITS = 1797
+
+
+def make_run(root: Path, name: str, kind: str, ds, seed: int, loss: float, **data) -> Path:
+    torch.manual_seed(seed)
+    config = make_config(kind, input_shape=ds.input_shape, latent_dim=3, hidden_dim=16)
+    run = root / name
+    info = {**data_info(ds), **data}
+    save_checkpoint(build_model(config), config, run, train={"epochs": 1}, data=info)
+    append_jsonl(run / METRICS_NAME, {"epoch": 1, "test_loss": loss, "train_loss": loss + 1})
+    atomic_write_json(run / STATUS_NAME, {"state": "completed", "epoch": 1, "epochs": 1})
+    return run
+
+
+def png_folder(root: Path) -> Path:
+    rng = np.random.default_rng(1)
+    for name in ("left", "right"):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            img = rng.integers(0, 255, size=(8, 8)).astype(np.uint8)
+            Image.fromarray(img, mode="L").save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("compare")
+    root = base / "checkpoints"
+    digits = load_dataset("digits")
+    make_run(root, "a-vae", "vae", digits, seed=0, loss=30.0)
+    make_run(root, "b-ae", "ae", digits, seed=1, loss=0.02)
+    folder = load_dataset(f"folder:{png_folder(base / 'pics')}", image_size=8)
+    make_run(root, "c-folder", "ae", folder, seed=2, loss=0.05, image_size=8)
+    big = make_config("ae", input_shape=(1, 28, 28), latent_dim=2, hidden_dim=8)
+    save_checkpoint(build_model(big), big, root / "d-mnist", data={"spec": "mnist5k"})
+    return root
+
+
+def page(monkeypatch, root: Path, a: str | None = None, b: str | None = None) -> AppTest:
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(root))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    if a is not None:
+        at.session_state[state.CMP_A] = str(root / a)
+        at.session_state[state.CMP_B] = str(root / b)
+    return at.run(timeout=120)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def figure(at: AppTest) -> dict:
+    chart = next(c for c in at.get("plotly_chart") if "x2" in c.proto.spec)
+    fig = json.loads(chart.proto.spec)
+    for trace in fig["data"]:
+        data = trace["customdata"]
+        if isinstance(data, dict):  # plotly encodes numpy arrays as base64
+            data = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+        trace["customdata"] = data
+    return fig
+
+
+def test_empty_state(monkeypatch, tmp_path):
+    at = page(monkeypatch, tmp_path)
+    assert not at.exception
+    assert "No trained runs" in at.info[0].value
+
+
+def test_two_checkpoints_numbers_aligned_panels_linked_selection_and_table(monkeypatch, root):
+    at = page(monkeypatch, root, "a-vae", "b-ae")
+    assert not at.exception
+    values = metrics(at)
+    assert 0.0 < float(values["Linear CKA"]) < 1.0
+    assert 0.0 <= float(values["Mean kNN Jaccard (k=10)"]) < 1.0
+    fig = figure(at)
+    panels = {t.get("xaxis", "x") for t in fig["data"]}
+    assert panels == {"x", "x2"}
+    per_panel = {p: sum(len(t["customdata"]) for t in fig["data"] if t.get("xaxis", "x") == p)
+                 for p in panels}  # fmt: skip
+    assert per_panel == {"x": N_DIGITS, "x2": N_DIGITS}
+    assert fig["layout"]["xaxis2"]["matches"] == "x"  # one frame: linked axes
+    # select two points (as a box in panel A would): both panels highlight them, gallery shows them
+    at.session_state[state.CMP_CHART] = {
+        "selection": {"points": [{"customdata": 5}, {"customdata": 1500}], "point_indices": [],
+                      "box": [], "lasso": []},
+    }  # fmt: skip
+    at.run(timeout=120)
+    assert not at.exception
+    fig = figure(at)
+    for panel in ("x", "x2"):
+        highlighted = [
+            t["customdata"][i]
+            for t in fig["data"]
+            if t.get("xaxis", "x") == panel
+            for i in (t.get("selectedpoints") or [])
+        ]
+        assert sorted(highlighted) == [5, 1500]
+    assert any("2 of 2 selected" in c.value for c in at.caption)
+    assert len(at.get("image")) == 1
+    assert str(at.get("image")[0].proto).count("id 5") == 1  # gallery caption
+    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    row = table.set_index("metric").loc["test_loss"]
+    assert (row["A"], row["B"]) == (30.0, 0.02)
+    assert row["B − A"] == pytest.approx(0.02 - 30.0)
+    drift = next(d.value for d in at.dataframe if "centroid drift" in d.value.columns)
+    assert len(drift) == 10
+
+
+def test_a_checkpoint_compared_with_itself_gives_identity_values(monkeypatch, root):
+    at = page(monkeypatch, root, "b-ae", "b-ae")
+    assert not at.exception
+    assert metrics(at) == {
+        "Linear CKA": "1.000",
+        "Mean kNN Jaccard (k=10)": "1.000",
+        "Procrustes disparity": "0.000",
+        "Max centroid drift": "0.000",
+    }
+    assert "same checkpoint" in at.markdown[0].value
+    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    assert (table["B − A"] == 0).all()
+
+
+def test_different_datasets_of_one_shape_offer_a_dataset_both_can_encode(monkeypatch, root):
+    at = page(monkeypatch, root, "b-ae", "c-folder")
+    assert not at.exception
+    assert "Neighbourhoods can only be compared on the same samples" in at.warning[0].value
+    choice = at.selectbox(key=state.CMP_DATA)
+    assert choice.options[0] == "digits (A's training data)"
+    assert choice.options[1].endswith("(B's training data)")
+    assert "Linear CKA" in metrics(at)  # compared on A's data by default
+    choice.set_value(choice.options[1]).run(timeout=120)
+    assert not at.exception
+    assert "of **20** samples of `folder:" in at.markdown[0].value
+
+
+def test_different_input_shapes_are_refused_with_a_clear_message(monkeypatch, root):
+    at = page(monkeypatch, root, "a-vae", "d-mnist")
+    assert not at.exception
+    assert "expect inputs of different shapes (1×8×8 vs 1×28×28)" in at.error[0].value
+    assert not at.metric
+
+
+def test_a_dataset_that_is_gone_is_an_error_not_a_crash(monkeypatch, root, tmp_path):
+    moved = tmp_path / "checkpoints"
+    shutil.copytree(root / "c-folder", moved / "c-folder")
+    folder = next(iter(list_runs(moved)[0])).dataset.removeprefix("folder:")
+    shutil.copytree(folder, tmp_path / "backup")
+    shutil.rmtree(folder)
+    try:
+        at = page(monkeypatch, moved, "c-folder", "c-folder")
+        assert not at.exception
+        assert "does not exist" in at.error[0].value
+    finally:
+        shutil.copytree(tmp_path / "backup", folder)
+
+
+def test_data_choices_list_same_shape_builtins(root):
+    runs = {r.name: r for r in list_runs(root)[0]}
+    choices, message = compare.data_choices(runs["a-vae"], runs["b-ae"])
+    assert [c.spec for c in choices] == ["digits"]
+    assert message is None
+    choices, message = compare.data_choices(runs["b-ae"], runs["c-folder"])
+    assert [c.spec for c in choices][0] == "digits"
+    assert choices[1].spec.startswith("folder:")
+    assert "trained on `digits`" in message

@@ -1,0 +1,215 @@
+"""AppTest of the Lookup page: empty state, happy path (upload -> prediction, details, neighbours,
+map), every bad-input case of issue 3 at once (per-file messages, the page keeps working), 50
+files, size re-check, text search (hit, unknown and contradictory words), the centroid rule for
+other kinds, and checkpoint errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lsx.app import state
+from lsx.app.cache import THREADS_ENV
+from lsx.checkpoint import WEIGHTS_NAME, save_checkpoint
+from lsx.config import TrainConfig
+from lsx.data import load_dataset
+from lsx.models import build_model, dataset_fields, make_config
+from lsx.train import Trainer, data_info
+from tests.data.upload_cases import bad_cases, encode, good_cases, gradient
+
+PAGE = str(Path(__file__).parents[2] / "pages" / "3_lookup.py")
+SAE, AE = "tiny-sae-digits", "tiny-ae-digits"
+
+
+def make_run(
+    root: Path, name: str, kind: str, epochs: int = 0, data: str = "digits", **fields
+) -> Path:
+    """A tiny run (the bundled 8x8 digits by default; seeded), saved as lsx saves runs."""
+    ds = load_dataset(data)
+    torch.manual_seed(0)
+    fields = {"latent_dim": 10, "hidden_dim": 16, **fields}
+    config = make_config(kind, **dataset_fields(kind, ds), **fields)
+    model = build_model(config)
+    if epochs:
+        Trainer(model, ds, TrainConfig(epochs=epochs, batch_size=64, lr=3e-3)).fit()
+    run_dir = root / name
+    save_checkpoint(model.eval(), config, run_dir, train={"epochs": epochs}, data=data_info(ds))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_run(root, SAE, "sae")
+    make_run(root, AE, "ae")
+    return root
+
+
+def page(monkeypatch: pytest.MonkeyPatch, root: Path, run: str | None = SAE) -> AppTest:
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(root))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    if run is not None:
+        at.session_state[state.RUN_DIR] = str(root / run)
+    return at.run(timeout=60)
+
+
+def upload(at: AppTest, files: dict[str, bytes]) -> AppTest:
+    at.file_uploader(key=state.LU_UPLOADS).set_value(
+        [(name, data, "application/octet-stream") for name, data in files.items()]
+    )
+    return at.run(timeout=60)
+
+
+def frame(at: AppTest, column: str):
+    """The first dataframe on the page that has ``column``."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def table(at: AppTest) -> list[dict]:
+    """The per-file results table."""
+    return frame(at, "status").to_dict("records")
+
+
+def test_empty_checkpoints_folder(monkeypatch, tmp_path):
+    at = page(monkeypatch, tmp_path, run=None)
+    assert not at.exception
+    assert "No trained runs" in at.info[0].value
+
+
+def test_configured_run_without_uploads_shows_rule_metrics_and_text_box(monkeypatch, root):
+    at = page(monkeypatch, root)
+    assert not at.exception
+    assert not at.error
+    assert "nearest configured centre" in at.markdown[0].value
+    assert "8×8 grey" in at.markdown[0].value
+    accuracy = frame(at, "nearest centre")
+    assert list(accuracy.columns) == ["attribute", "nearest centre", "kNN (k=5)", "linear probe"]
+    assert 0.0 <= accuracy["nearest centre"][0] <= 1.0
+    assert at.text_input(key=state.LU_QUERY)
+    uploader = at.file_uploader(key=state.LU_UPLOADS)
+    assert list(uploader.proto.type) == [".png", ".jpg", ".jpeg", ".webp", ".bmp"]  # no MIME
+
+
+def test_upload_gives_prediction_details_neighbours_and_map(monkeypatch, root):
+    at = upload(page(monkeypatch, root), {"seven.png": encode(gradient().convert("L"))})
+    assert not at.exception
+    assert not at.error
+    (row,) = table(at)
+    assert row["status"] == "ok"
+    assert row["digit"] in [str(d) for d in range(10)]
+    assert "resized from 40x30 to 8x8" in row["notes"]
+    details = frame(at, "predicted")
+    assert list(details.columns) == [
+        "attribute", "predicted", "distance", "margin", "percentile", "in sphere", "OOD"
+    ]  # fmt: skip
+    images = at.get("image")
+    assert len(images) == 2  # input | reconstruction | residual, then the neighbour gallery
+    assert "as the model sees it" in str(images[0].proto)
+    assert str(images[1].proto).count("train #") == 8  # default k
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert any(t.get("name") == "uploads" for fig in charts for t in fig["data"])
+
+
+def test_every_bad_input_gets_its_own_message_and_the_rest_still_works(monkeypatch, root):
+    files = {**good_cases(), **{name: data for name, (data, _) in bad_cases().items()}}
+    at = upload(page(monkeypatch, root), files)
+    assert not at.exception
+    rows = {r["file"]: r for r in table(at)}
+    assert len(rows) == len(files)
+    for name, (_, msg) in bad_cases().items():
+        assert rows[name]["status"] != "ok"
+        assert any(name in e.value for e in at.error)
+        assert re.search(msg, rows[name]["status"]), rows[name]["status"]
+    for name in good_cases():
+        assert rows[name]["status"] == "ok", rows[name]
+    assert "first frame" in rows["animated.png"]["notes"]
+    assert "EXIF orientation 6" in rows["rotated.jpg"]["notes"]
+    assert len(at.error) == len(bad_cases())
+
+
+def test_fifty_files_at_once_and_a_fifty_first(monkeypatch, root):
+    png = encode(gradient().convert("L"))
+    at = page(monkeypatch, root)
+    start = time.perf_counter()
+    at = upload(at, {f"img{i:02d}.png": png for i in range(50)})
+    assert time.perf_counter() - start < 30
+    assert not at.exception
+    assert [r["status"] for r in table(at)] == ["ok"] * 50
+    at = upload(at, {f"img{i:02d}.png": png for i in range(51)})
+    assert "first 50 are looked up" in at.warning[0].value
+    assert len(table(at)) == 50
+
+
+def test_upload_size_is_rechecked_in_python(monkeypatch, root):
+    import lsx.app.clusters as clusters
+
+    monkeypatch.setattr(clusters, "MAX_BYTES", 100)
+    at = upload(page(monkeypatch, root), {"big.png": encode(gradient())})
+    assert not at.exception
+    assert "lsx reads at most" in at.error[0].value
+
+
+def test_other_file_types_are_refused_by_the_uploader(monkeypatch, root):
+    # type= holds extensions only, so Streamlit itself refuses other files on the server (the
+    # browser refuses them before upload); the file never reaches lsx, and no table is drawn.
+    at = page(monkeypatch, root)
+    at.file_uploader(key=state.LU_UPLOADS).set_value(("evil.exe", b"MZ", "application/x-msdos"))
+    at.run(timeout=60)
+    assert at.exception  # Streamlit's StreamlitAPIException "Invalid file extension: .exe"
+    assert not [d for d in at.dataframe if "status" in d.value.columns]
+
+
+def test_text_search_hit_unknown_and_contradictory(monkeypatch, root):
+    at = page(monkeypatch, root)
+    at.text_input(key=state.LU_QUERY).set_value("Three").run(timeout=60)
+    assert not at.exception
+    assert any("**digit = 3**" in m.value for m in at.markdown)
+    assert "12 images" not in str(at.get("image"))  # uses the k of the page (8)
+    assert str(at.get("image")[0].proto).count("digit ") == 8
+    at.text_input(key=state.LU_QUERY).set_value("banana").run(timeout=60)
+    assert "Unknown word(s) 'banana'" in at.warning[0].value
+    assert "digit: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in at.warning[0].value
+    at.text_input(key=state.LU_QUERY).set_value("3 8").run(timeout=60)
+    assert "contradictory" in at.warning[0].value
+    assert not at.exception
+
+
+def test_other_kinds_use_training_centroids_and_no_text_search(monkeypatch, root):
+    at = upload(page(monkeypatch, root, AE), {"a.png": encode(gradient())})
+    assert not at.exception
+    assert "class centroid of the training latents" in at.markdown[0].value
+    assert table(at)[0]["status"] == "ok"
+    assert any("has no configuration" in c.value for c in at.caption)
+
+
+def test_cross_dataset_database(monkeypatch, root):
+    at = page(monkeypatch, root)
+    at.selectbox(key=state.LU_DB).set_value("mnist5k").run(timeout=60)
+    at = upload(at, {"a.png": encode(gradient())})
+    assert not at.exception
+    assert str(at.get("image")[1].proto).count("mnist5k #") == 8
+
+
+def test_corrupt_weights_are_a_message(monkeypatch, tmp_path):
+    run = make_run(tmp_path, "broken", "sae")
+    (run / WEIGHTS_NAME).write_bytes(b"\x00" * 16)
+    at = page(monkeypatch, tmp_path, "broken")
+    assert not at.exception
+    assert at.error
+
+
+def test_overlapping_spheres_warn_and_held_out_classes_are_reported(monkeypatch, tmp_path):
+    with pytest.warns(UserWarning, match="overlap by"):
+        make_run(tmp_path, "odd", "sae", radius_fraction=1.5, held_out=(8, 9))
+    at = page(monkeypatch, tmp_path, "odd")
+    assert not at.exception
+    assert any("overlap by" in w.value for w in at.warning)
+    unseen = frame(at, "intra / inter distance")
+    assert list(unseen["classes"]) == ["held out (never trained on)", "seen"]

@@ -1,0 +1,186 @@
+"""AppTest of the Train page: the generated form of every kind (empty state), config errors and a
+missing folder (error paths), a real job started from the form with a second session refused, a
+completed job at 100 % that becomes the chosen checkpoint (happy path), and the views of a crashed
+and a stopped run. Real jobs trained to the end: tests/app/test_training_jobs.py and the browser
+test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from lsx.app import state, training
+from lsx.app.cache import THREADS_ENV
+from lsx.checkpoint import (
+    METRICS_NAME,
+    STATUS_NAME,
+    TRAIN_STATE_NAME,
+    append_jsonl,
+    save_checkpoint,
+)
+from lsx.data import load_dataset
+from lsx.models import MODELS, build_model, make_config
+from lsx.snapshots import write_snapshot
+from lsx.train import data_info
+
+PAGE = str(Path(__file__).parents[2] / "pages" / "1_train.py")
+WIDGETS = ("number_input", "selectbox", "checkbox", "text_input")
+
+
+def page(monkeypatch: pytest.MonkeyPatch, root: Path) -> AppTest:
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(root))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    return AppTest.from_file(PAGE, default_timeout=120).run(timeout=120)
+
+
+def widget(at: AppTest, key: str):
+    for kind in WIDGETS:
+        found = [w for w in at.get(kind) if w.key == key]
+        if found:
+            return found[0]
+    return None
+
+
+def submit(at: AppTest, **values) -> AppTest:
+    for key, value in values.items():
+        widget(at, key).set_value(value)
+    next(b for b in at.button if b.label == "Start training").click()
+    return at.run(timeout=120)
+
+
+def test_empty_state_draws_the_form_of_every_kind_from_its_config(monkeypatch, tmp_path):
+    at = page(monkeypatch, tmp_path)
+    assert not at.exception
+    assert any("No run in progress" in c.value for c in at.caption)
+    ds = load_dataset("digits")
+    for kind in MODELS:
+        at.selectbox(key=state.TR_KIND).set_value(kind).run(timeout=120)
+        assert not at.exception
+        for spec in training.model_specs(kind, ds):
+            w = widget(at, f"tr_m_{kind}_{spec.name}")
+            assert w is not None, (kind, spec.name)
+            assert w.help == spec.help
+        assert widget(at, f"tr_m_{kind}_input_shape") is None  # from the dataset
+    for spec in training.train_specs():
+        assert widget(at, f"tr_t_{spec.name}") is not None
+    assert widget(at, "tr_t_device").options[:2] == ["auto", "cpu"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_errors_and_missing_folders_are_shown_and_nothing_starts(monkeypatch, tmp_path):
+    at = page(monkeypatch, tmp_path)
+    at = submit(at, tr_t_lr=0.0)
+    assert not at.exception
+    assert (
+        "The 'lr' field of TrainConfig must be a finite number > 0.0. Got 0.0" in at.error[0].value
+    )
+    at.selectbox(key=state.TR_KIND).set_value("vae").run(timeout=120)
+    at = submit(at, tr_m_vae_spatial=True)
+    assert "a spatial latent needs the conv architecture" in at.error[0].value
+    at.selectbox(key=state.TR_DATA).set_value(training.FOLDER_CHOICE).run(timeout=120)
+    assert any("Enter the path of your image folder" in i.value for i in at.info)
+    at.text_input(key=state.TR_FOLDER).set_value(str(tmp_path / "nope")).run(timeout=120)
+    assert not at.exception
+    assert f"The folder {tmp_path / 'nope'} does not exist" in at.error[0].value
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_form_starts_a_job_and_a_second_tab_is_refused(monkeypatch, tmp_path):
+    first = page(monkeypatch, tmp_path)
+    first.selectbox(key=state.TR_KIND).set_value("ae").run(timeout=120)
+    values = {"tr_t_epochs": 2, "tr_t_snapshots": 30, "tr_m_ae_latent_dim": 2, "tr_name": "web"}
+    first = submit(first, **values)
+    run_dir = tmp_path / "web"
+    try:
+        assert not first.error, first.error[0].value
+        assert first.session_state[state.TR_RUN] == str(run_dir)
+        argv = json.loads((run_dir / training.JOB_NAME).read_text())["argv"]
+        assert argv[:3] == ["-m", "lsx", "train"]
+        for flag, value in (("--epochs", "2"), ("--latent-dim", "2"), ("--snapshots", "30")):
+            assert argv[argv.index(flag) + 1] == value
+        assert argv[argv.index("--model") + 1] == "ae"
+        assert "web" in first.markdown[0].value  # the progress panel watches the new job
+        second = page(monkeypatch, tmp_path)  # another tab, same run name
+        second = submit(second, **values)
+        assert not second.exception
+        assert "is being trained already" in second.error[0].value
+    finally:  # this test checks the start; tests/app/test_training_jobs.py trains to the end
+        training.cancel_job(run_dir)
+        training.registry().procs[str(run_dir)].wait(timeout=60)
+
+
+def completed_run(root: Path) -> Path:
+    """A run as a finished job leaves it: checkpoint, metrics, snapshots, status, job file."""
+    ds = load_dataset("digits")
+    torch.manual_seed(0)
+    config = make_config("ae", input_shape=ds.input_shape, latent_dim=2, hidden_dim=8)
+    model, run = build_model(config), root / "done"
+    save_checkpoint(model, config, run, train={"epochs": 2}, data=data_info(ds))
+    for epoch in (0, 1, 2):
+        write_snapshot(run, model, torch.from_numpy(ds.x_test.copy()), ds.y_test, epoch, 30)
+        if epoch:
+            append_jsonl(run / METRICS_NAME, {"epoch": epoch, "train_loss": 0.1, "test_loss": 0.2,
+                                              "train_recon": 0.1, "test_recon": 0.2})  # fmt: skip
+    job = {"pid": _dead_pid(), "started": time.time() - 30, "start_fraction": 0.0}
+    (run / training.JOB_NAME).write_text(json.dumps(job))
+    status = {"state": "completed", "epoch": 2, "epochs": 2, "message": "trained 2 epochs",
+              "updated": time.time()}  # fmt: skip
+    (run / STATUS_NAME).write_text(json.dumps(status))
+    return run
+
+
+def test_a_completed_job_shows_100_percent_and_becomes_the_chosen_checkpoint(monkeypatch, tmp_path):
+    run = completed_run(tmp_path)
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(tmp_path))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state[state.TR_RUN] = str(run)
+    at.run(timeout=120)
+    assert not at.exception
+    bar = at.get("progress")[0]
+    assert bar.value == 100  # percent
+    assert "epoch 2/2" in bar.proto.text
+    assert any("The run is in the checkpoint picker" in s.value for s in at.success)
+    assert at.session_state[state.RUN_DIR] == str(run)  # chosen in the sidebar at once
+    assert at.sidebar.selectbox(key=state.RUN_PICKER).value == str(run)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert [a["text"] for a in charts[0]["layout"]["annotations"]] == ["loss", "recon"]
+    snapshot = charts[-1]
+    assert [f["name"] for f in snapshot["frames"]] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert snapshot["layout"]["sliders"][0]["active"] == 2
+
+
+def _dead_pid() -> int:
+    out = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return int(out.stdout)
+
+
+def test_a_crashed_run_shows_its_error_and_a_stopped_one_offers_resume(monkeypatch, tmp_path):
+    crashed, stopped = tmp_path / "crashed", tmp_path / "stopped"
+    for run in (crashed, stopped):
+        run.mkdir()
+        job = {"pid": _dead_pid(), "started": time.time() - 60, "start_fraction": 0.0}
+        (run / training.JOB_NAME).write_text(json.dumps(job))
+    (crashed / training.LOG_NAME).write_text("Traceback (most recent call last):\nKeyError: 'x'\n")
+    status = {"state": "stopped", "epoch": 3, "epochs": 9, "updated": time.time()}
+    (stopped / STATUS_NAME).write_text(json.dumps(status))
+    (stopped / TRAIN_STATE_NAME).write_bytes(b"lsx-written state")
+    at = page(monkeypatch, tmp_path)
+    assert not at.exception
+    run_box = next(s for s in at.selectbox if s.label == "Run")
+    assert run_box.options == ["crashed", "stopped"]
+    assert any(e.value == "The training process crashed: KeyError: 'x'." for e in at.error)
+    assert any("KeyError: 'x'" in c.value for c in at.code)  # the log panel
+    run_box.set_value("stopped").run(timeout=120)
+    assert not at.exception
+    assert any("Stopped at epoch 3/9" in w.value for w in at.warning)
+    assert any(b.label == "Resume" for b in at.button)
+    assert not any(b.label == "Cancel" for b in at.button)
