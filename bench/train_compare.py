@@ -6,7 +6,7 @@
 
 Prints one JSON object.
 
-``train``: the same run (``--model vae --data mnist5k --epochs 3``, 1 thread, CPU; and a short
+``train``: the same run (``--model vae --data mnist5k --epochs 10``, 1 thread, CPU; and a short
 ``digits`` run) trained (a) by ``python -m lsx train`` in a subprocess, as a user would in a
 terminal, and (b) the app's way: ``lsx.app.training.prepare_request`` + ``start_job`` (the same
 CLI in a subprocess, its output to ``train.log``) while this process does the live view's work as
@@ -49,7 +49,7 @@ COMPARE_PAGE = ROOT / "pages" / "7_compare.py"
 COMPARE_RUNS = ("demo-ae-mnist5k", "demo-vae-mnist5k")
 RUN_FILES = ("config.json", "model.safetensors", "metrics.jsonl", "status.json")
 TRAIN_RUNS = {
-    "mnist5k": ("vae", "mnist5k", {"latent_dim": 16, "hidden_dim": 32}, {"epochs": 3}),
+    "mnist5k": ("vae", "mnist5k", {"latent_dim": 16, "hidden_dim": 32}, {"epochs": 10}),
     "digits": ("vae", "digits", {"latent_dim": 8, "hidden_dim": 64}, {"epochs": 30}),
 }
 COMMON_TRAIN = {"batch_size": 128, "threads": 1, "device": "cpu", "seed": 0}

@@ -609,6 +609,13 @@ def _error(run_dir: Path, state_: str, status: Mapping[str, Any], rc: int | None
     reported = log_error(run_dir)
     if reported:
         return reported[1]
+    if rc is not None and rc < 0:  # killed by a signal before the trainer could handle it
+        name = signal.Signals(-rc).name if -rc in signal.valid_signals() else str(-rc)
+        cancelled = str(run_dir) in registry().cancelled
+        return (
+            f"The training process was {'cancelled' if cancelled else 'killed'} ({name}) before "
+            "it had saved a checkpoint. Start the run again."
+        )
     return (
         f"The training process ended (exit code {rc if rc is not None else 'unknown'}) without "
         "saying why; see the log."

@@ -114,6 +114,10 @@ def test_the_form_starts_a_job_and_a_second_tab_is_refused(monkeypatch, tmp_path
     finally:  # this test checks the start; tests/app/test_training_jobs.py trains to the end
         training.cancel_job(run_dir)
         training.registry().procs[str(run_dir)].wait(timeout=60)
+    view = training.job_view(run_dir)  # cancelled while starting (or, rarely, after its setup)
+    assert view.state in ("crashed", "stopped")
+    if view.state == "crashed":
+        assert "was cancelled (SIGTERM) before it had saved a checkpoint" in view.error
 
 
 def completed_run(root: Path) -> Path:

@@ -280,7 +280,7 @@ def jobs(tmp_path_factory: pytest.TempPathFactory):
     root = base / "checkpoints"
     folder, gone = png_folder(base / "shapes"), png_folder(base / "vanishing")
     out = Jobs(root, folder, gone)
-    mid = request(root, "mid-run", f"folder:{folder}", epochs=40, batch_size=4)
+    mid = request(root, "mid-run", f"folder:{folder}", epochs=30, batch_size=4)
     with ThreadPoolExecutor(6) as pool:  # six "tabs" start the same run at once
         futures = [pool.submit(training.start_job, mid) for _ in range(6)]
     out.race = [f.exception() or f.result() for f in futures]
@@ -337,9 +337,9 @@ def test_a_dataset_folder_that_disappears_mid_run_does_not_stop_the_job(jobs):
     assert not (run / ".lock").exists()
     with pytest.raises(ConfigError, match="already holds a run"):  # a tab that comes late
         training.start_job(training.TrainRequest(jobs.root, "mid-run", "vae", "digits"))
-    assert snapshot_epochs(run) == list(range(41))
+    assert snapshot_epochs(run) == list(range(31))
     snaps = training.snapshot_view(run)
-    assert snaps.epochs == tuple(range(41))
+    assert snaps.epochs == tuple(range(31))
     assert snaps.frames[0].shape == (len(snaps.labels), 2)
     assert snaps.class_names == ("bottom", "top")
     from lsx.data import load_dataset
