@@ -1,8 +1,8 @@
 """Fixtures of the browser tests: Debian's chromium via Python Playwright, a run folder, and a
 ``streamlit run`` server started directly (so the PID is the server's) and stopped by its PID.
 
-A missing chromium or playwright skips the tests locally but FAILS them when ``CI`` is set or
-``LSX_REQUIRE_BROWSER=1`` (field-notes.md B.1, B.3).
+A missing chromium or playwright fails the tests (the README's test command installs both;
+field-notes.md B.1, B.3).
 """
 
 from __future__ import annotations
@@ -38,27 +38,21 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _require_browser() -> bool:
-    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    return ci or os.environ.get("LSX_REQUIRE_BROWSER") == "1"
-
-
-def _missing(reason: str) -> None:
-    if _require_browser():
-        pytest.fail(f"{reason} (CI or LSX_REQUIRE_BROWSER=1: the browser test must run)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Path of Debian's chromium; skip (locally) or fail (CI) when it or playwright is missing."""
+    """Path of Debian's chromium. A missing browser or playwright is a failure, never a skip:
+    the README's test command installs both."""
     path = shutil.which("chromium")
     if path is None:
-        _missing("chromium is not installed (apt-get install -y chromium)")
+        pytest.fail(
+            "chromium is not installed: run the README's test command (apt-get install -y chromium)"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        _missing("playwright is not installed (pip install playwright; no `playwright install`)")
+        pytest.fail(
+            "playwright is not installed: pip install -r requirements.txt (no `playwright install`)"
+        )
     return str(path)
 
 
