@@ -122,7 +122,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     if lock.exists():
         with contextlib.suppress(ValueError, OSError):
             pid = int(lock.read_text().strip() or 0)
-            if pid and pid != os.getpid() and _pid_alive(pid):
+            if pid and pid != os.getpid() and pid_alive(pid):
                 raise TrainingError(
                     f"{run_dir} is being trained by process {pid}. Wait for it, stop it, or "
                     "train under another --name."
@@ -134,7 +134,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (the owner of a run's lock file)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

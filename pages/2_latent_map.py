@@ -19,15 +19,10 @@ GALLERY_CAP = 32
 state.init("Latent map")
 widgets.run_picker()
 st.title("Latent map")
-run_dir = st.session_state[state.RUN_DIR]
-if run_dir is None:
-    widgets.no_run_message()
-    st.stop()
+run_dir = widgets.selected_run()
 
 try:
-    sha = cache.weights_version(run_dir)
-    model, _ = cache.load_run(run_dir, sha)
-    ds, data_warning = cache.run_dataset(run_dir)
+    sha, model, _, ds, data_warning = cache.open_run(run_dir)
     view = widgets.map_controls(ds.label_names, cache.latent_numel(model))
     method = view.method
     job = cache.projection_job(run_dir, sha, ds.content_hash, method, view.n_components, view.seed)

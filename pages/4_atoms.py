@@ -17,15 +17,10 @@ from lsx.errors import LsxError
 state.init("Atoms")
 widgets.run_picker()
 st.title("Atoms")
-run_dir = st.session_state[state.RUN_DIR]
-if run_dir is None:
-    widgets.no_run_message()
-    st.stop()
+run_dir = widgets.selected_run()
 
 try:
-    sha = cache.weights_version(run_dir)
-    model, config = cache.load_run(run_dir, sha)
-    ds, data_warning = cache.run_dataset(run_dir)
+    sha, _, config, ds, data_warning = cache.open_run(run_dir)
     split = atoms.split_control()
     stats = atoms.usage(run_dir, sha, ds.content_hash, split)
 except LsxError as err:

@@ -15,10 +15,7 @@ from lsx.viz.consistency import gallery_tiles, pair_map, score_distributions
 state.init("Consistency")
 widgets.run_picker()
 st.title("Consistency")
-run_dir = st.session_state[state.RUN_DIR]
-if run_dir is None:
-    widgets.no_run_message()
-    st.stop()
+run_dir = widgets.selected_run()
 
 settings = co.controls(run_dir)
 try:

@@ -63,8 +63,35 @@ def perplexity(counts: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+class _UsageCounts:
+    """Statistics derived from ``counts`` (per atom or code) over ``n_positions`` grid cells."""
+
+    counts: np.ndarray
+    n_positions: int
+
+    @property
+    def usage(self) -> np.ndarray:
+        """Fraction of positions where each atom is active (each code is assigned)."""
+        return self.counts / max(self.n_positions, 1)
+
+    @property
+    def dead(self) -> np.ndarray:
+        """Indices of the atoms or codes never used."""
+        return np.flatnonzero(self.counts == 0)
+
+    @property
+    def share_used(self) -> float:
+        """Fraction of the atoms or codes used at least once."""
+        return float((self.counts > 0).mean())
+
+    @property
+    def perplexity(self) -> float:
+        """Effective number used: exp entropy of the counts over the whole set (not per batch)."""
+        return perplexity(self.counts)
+
+
 @dataclass(frozen=True, eq=False)
-class AtomStats:
+class AtomStats(_UsageCounts):
     """Usage and sparsity of an scvae's sparse codes over an image set.
 
     Attributes
@@ -105,26 +132,6 @@ class AtomStats:
     @property
     def n_atoms(self) -> int:
         return len(self.counts)
-
-    @property
-    def usage(self) -> np.ndarray:
-        """(n_atoms,) fraction of positions where each atom is active."""
-        return self.counts / max(self.n_positions, 1)
-
-    @property
-    def dead(self) -> np.ndarray:
-        """Indices of the atoms that are never active."""
-        return np.flatnonzero(self.counts == 0)
-
-    @property
-    def share_used(self) -> float:
-        """Fraction of the atoms active at least once."""
-        return float((self.counts > 0).mean())
-
-    @property
-    def perplexity(self) -> float:
-        """Effective number of atoms (exp entropy of the activation counts)."""
-        return perplexity(self.counts)
 
     def per_class(self, y: np.ndarray, n_classes: int | None = None) -> dict[str, np.ndarray]:
         """Mean L0 and L1 per position of each class: ``{"l0": (n_classes,), "l1": ...}``
@@ -233,7 +240,7 @@ def _batch_sums(s: torch.Tensor, active: torch.Tensor) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, eq=False)
-class CodeStats:
+class CodeStats(_UsageCounts):
     """Codebook usage of a vqvae over an image set.
 
     Attributes
@@ -255,24 +262,6 @@ class CodeStats:
     @property
     def n_codes(self) -> int:
         return len(self.counts)
-
-    @property
-    def usage(self) -> np.ndarray:
-        """(n_codes,) fraction of positions assigned to each code (sums to 1)."""
-        return self.counts / max(self.n_positions, 1)
-
-    @property
-    def dead(self) -> np.ndarray:
-        return np.flatnonzero(self.counts == 0)
-
-    @property
-    def share_used(self) -> float:
-        return float((self.counts > 0).mean())
-
-    @property
-    def perplexity(self) -> float:
-        """Codebook perplexity exp(H(p)) over the whole set (not a per-batch average)."""
-        return perplexity(self.counts)
 
 
 def code_stats(

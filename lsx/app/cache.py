@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import streamlit as st
@@ -210,6 +210,24 @@ def run_dataset(run_dir: str) -> tuple[Dataset, str | None]:
             "retrain the run for a faithful picture."
         )
     return ds, warning
+
+
+class OpenRun(NamedTuple):
+    """What every run page loads first (each part comes from its own cache)."""
+
+    sha: str
+    model: nn.Module
+    config: ModelConfig
+    dataset: Dataset
+    data_warning: str | None
+
+
+def open_run(run_dir: str) -> OpenRun:
+    """Weights hash, model, config, dataset and data-change warning of a run (LsxError if bad)."""
+    sha = weights_version(run_dir)
+    model, config = load_run(run_dir, sha)
+    ds, data_warning = run_dataset(run_dir)
+    return OpenRun(sha, model, config, ds, data_warning)
 
 
 # ------------------------------------------------------------------------------ embeddings

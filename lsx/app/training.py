@@ -55,6 +55,7 @@ from lsx.data import DATASETS, Dataset, load_dataset
 from lsx.errors import ConfigError, LsxError, TrainingError
 from lsx.models import MODELS, make_config
 from lsx.snapshots import SNAPSHOT_DIR, read_index, read_snapshots, snapshot_epochs
+from lsx.train import pid_alive
 from lsx.viz.training import loss_curves, metric_curves, snapshot_animation
 
 LOG_NAME = "train.log"
@@ -286,16 +287,6 @@ def registry() -> JobRegistry:
     return JobRegistry()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _lock_pid(run_dir: Path) -> int | None:
     """PID in the lock file; 0 when the file is empty; None when there is none."""
     try:
@@ -331,7 +322,7 @@ def _claim(run_dir: Path, jobs: JobRegistry) -> None:
             if pid:  # busy while that process lives (our own child: until it is reaped)
                 proc = jobs.procs.get(str(run_dir))
                 own = proc is not None and proc.pid == pid
-                busy = proc.poll() is None if own else _pid_alive(pid)
+                busy = proc.poll() is None if own else pid_alive(pid)
             else:  # empty: another session claimed it a moment ago and is starting its job
                 busy = True
                 with contextlib.suppress(OSError):
@@ -430,7 +421,7 @@ def cancel_job(run_dir: Path) -> bool:
             jobs.cancelled.add(key)
             return True
     pid = _lock_pid(Path(run_dir))
-    if pid and _pid_alive(pid) and _is_trainer(pid, Path(run_dir).name):
+    if pid and pid_alive(pid) and _is_trainer(pid, Path(run_dir).name):
         os.kill(pid, signal.SIGTERM)  # started by another server process or a terminal
         jobs.cancelled.add(key)
         return True
@@ -517,7 +508,7 @@ def _alive(run_dir: Path, job: Mapping[str, Any]) -> tuple[bool, int | None]:
         rc = proc.poll()
         return rc is None, rc
     pid = job.get("pid") or _lock_pid(run_dir)
-    if not pid or not _pid_alive(int(pid)):
+    if not pid or not pid_alive(int(pid)):
         return False, None
     young = time.time() - float(job.get("started", 0)) < STARTING_GRACE_S
     return (run_dir / LOCK_NAME).exists() or young, None

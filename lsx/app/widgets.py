@@ -232,6 +232,15 @@ def no_run_message() -> None:
     st.code(TRAIN_COMMAND, language="bash")
 
 
+def selected_run() -> str:
+    """The chosen run folder; without one, explain what to do and stop the page."""
+    run_dir = st.session_state[state.RUN_DIR]
+    if run_dir is None:
+        no_run_message()
+        st.stop()
+    return run_dir
+
+
 # ------------------------------------------------------------------------------ latent map
 
 
