@@ -325,7 +325,8 @@ def lookup(space: ClusterSpace, z: np.ndarray) -> tuple[AttributeLookup, ...]:
 def nearest_samples(
     z_query: np.ndarray, z_db: np.ndarray, k: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest database rows of each query (Euclidean).
+    """k nearest database rows of each query (Euclidean): exact up to
+    ``lsx.analysis.knn.EXACT_MAX`` database rows, an HNSW index (FAISS) above.
 
     Returns
     -------
@@ -334,13 +335,10 @@ def nearest_samples(
     q, db = _as_2d(z_query, "z_query"), _as_2d(z_db, "z_db")
     if q.shape[1] != db.shape[1]:
         raise DataShapeError(f"Query latents have {q.shape[1]} columns, database {db.shape[1]}.")
-    k = max(1, min(int(k), len(db)))
-    d2 = (q**2).sum(1)[:, None] - 2.0 * q @ db.T + (db**2).sum(1)[None, :]  # (n_q, n_db)
-    ids = np.argpartition(d2, k - 1, axis=1)[:, :k]
-    part = np.take_along_axis(d2, ids, axis=1)
-    order = np.argsort(part, axis=1)
-    ids = np.take_along_axis(ids, order, axis=1)
-    return ids, np.sqrt(np.maximum(np.take_along_axis(part, order, axis=1), 0.0))
+    from lsx.analysis.knn import build_index
+
+    ids, dist = build_index(db).query(q, max(1, min(int(k), len(db))))
+    return ids, dist
 
 
 def place_by_neighbours(

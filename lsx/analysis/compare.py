@@ -56,7 +56,9 @@ def _pad(a: np.ndarray, width: int) -> np.ndarray:
 
 
 def knn_indices(z: np.ndarray, k: int) -> np.ndarray:
-    """Exact k nearest neighbours of every row (Euclidean), the row itself excluded.
+    """k nearest neighbours of every row (Euclidean), the row itself excluded.
+
+    Exact up to ``lsx.analysis.knn.EXACT_MAX`` rows, an HNSW index (FAISS) above it.
 
     Parameters
     ----------
@@ -69,7 +71,7 @@ def knn_indices(z: np.ndarray, k: int) -> np.ndarray:
     ndarray of shape (n_samples, k), int64
         Neighbour row indices, nearest first.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from lsx.analysis.knn import build_index
 
     z = _as_matrix(z, "z")
     if not isinstance(k, int | np.integer) or isinstance(k, bool) or not 1 <= k < len(z):
@@ -77,11 +79,7 @@ def knn_indices(z: np.ndarray, k: int) -> np.ndarray:
             f"k (neighbours per point) must be an int in [1, n_samples - 1 = {len(z) - 1}]; "
             f"got {k!r}."
         )
-    _, idx = NearestNeighbors(n_neighbors=int(k) + 1).fit(z).kneighbors(z)  # (n, k + 1)
-    # drop the point itself; under ties (duplicate points) it is not always in column 0
-    not_self = idx != np.arange(len(z))[:, None]
-    first = np.argsort(~not_self, axis=1, kind="stable")[:, : int(k)]  # stable: nearest first
-    return np.take_along_axis(idx, first, axis=1).astype(np.int64)
+    return build_index(z).neighbours_of_rows(int(k))
 
 
 def knn_jaccard(z_a: np.ndarray, z_b: np.ndarray, k: int = 10) -> np.ndarray:

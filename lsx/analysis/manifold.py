@@ -1358,15 +1358,15 @@ def participation_ratio(eigvals: np.ndarray) -> float:
 
 
 def _neighbour_distances(z: np.ndarray, k: int) -> np.ndarray:
-    from sklearn.neighbors import NearestNeighbors
+    from lsx.analysis.knn import build_index
 
     z = np.unique(z, axis=0)  # duplicates give zero distances and infinite log-ratios
     if len(z) <= k:
         raise DataShapeError(
             f"Need more than {k} distinct latents for {k} neighbours; got {len(z)}."
         )
-    dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(z).kneighbors(z)
-    return dist[:, 1:]  # (n, k), nearest first, self excluded
+    _, dist = build_index(z).query(z, k + 1)
+    return dist[:, 1:]  # (n, k), nearest first, self excluded (rows unique)
 
 
 def intrinsic_dimension_mle(z: np.ndarray, k: int = 10) -> float:

@@ -303,9 +303,10 @@ def knn_retention(z: np.ndarray, z_t: np.ndarray, k: int = DEFAULT_NEIGHBORS) ->
     """Per point, the share of its k nearest latent neighbours kept after the transform.
 
     Neighbours of ``z[i]`` and of ``z_t[i]`` are both taken among the originals ``z[j]``,
-    ``j != i``; retention_i = |N_k(z_i) & N_k(z_t_i)| / k. Shape (n_samples,).
+    ``j != i``; retention_i = |N_k(z_i) & N_k(z_t_i)| / k. Shape (n_samples,). Exact search up
+    to ``lsx.analysis.knn.EXACT_MAX`` points, an HNSW index above.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from lsx.analysis.knn import build_index
 
     z, z_t = _as_2d(z, "z"), _as_2d(z_t, "z_t")
     n = len(z)
@@ -314,9 +315,9 @@ def knn_retention(z: np.ndarray, z_t: np.ndarray, k: int = DEFAULT_NEIGHBORS) ->
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n - 1:
         raise ConfigError(f"k (neighbours) must be an int in [1, {n - 1}]; got {k!r}.")
     with threadpool_limits(1):
-        nn_index = NearestNeighbors(n_neighbors=k + 1).fit(z)
-        own = _drop_self(nn_index.kneighbors(z, return_distance=False), k)
-        moved = _drop_self(nn_index.kneighbors(z_t, return_distance=False), k)
+        index = build_index(z)
+        own = _drop_self(index.query(z, k + 1)[0], k)
+        moved = _drop_self(index.query(z_t, k + 1)[0], k)
     kept = [len(set(a) & set(b)) for a, b in zip(own.tolist(), moved.tolist(), strict=True)]
     return np.asarray(kept, dtype=np.float64) / k
 
