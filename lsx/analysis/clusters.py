@@ -337,7 +337,7 @@ def nearest_samples(
         raise DataShapeError(f"Query latents have {q.shape[1]} columns, database {db.shape[1]}.")
     from lsx.analysis.knn import build_index
 
-    ids, dist = build_index(db).query(q, max(1, min(int(k), len(db))))
+    ids, dist = build_index(db, n_queries=len(q)).query(q, max(1, min(int(k), len(db))))
     return ids, dist
 
 

@@ -56,6 +56,8 @@ def test_auto_switches_at_the_threshold():
     assert choose_method(EXACT_MAX) == "exact"
     assert choose_method(EXACT_MAX + 1) == "hnsw"
     assert choose_method(10, "hnsw") == "hnsw"
+    assert choose_method(1_000_000, n_queries=16) == "exact"  # a few lookups: no index build
+    assert choose_method(1_000_000, n_queries=10_000) == "hnsw"
     assert build_index(np.zeros((30, 2)), exact_max=10).method == "hnsw"
     with pytest.raises(ConfigError, match="one of"):
         choose_method(10, "annoy")
