@@ -1,0 +1,579 @@
+"""Latent stores: a run's encoding of a whole image source, streamed to memory-mapped ``.npy``.
+
+A store is the folder ``<run_dir>/stores/<slug>/`` holding
+
+- ``z.npy`` float32 (n, d): ``model.encode`` of each row, flattened (as :func:`lsx.analysis.embed`);
+- ``recon_error.npy`` float32 (n,): per-row MSE of ``decode(encode(x))``;
+- ``labels-<attr>.npy`` int64 (n,) per label attribute, and ``rows.npy`` int64 (n,): the row of
+  each entry in the source;
+- ``manifest.json``: what made it (checkpoint weights sha, model kind and latent shape, the
+  source's ``describe()`` with its content hash and label names, split) and how far it got
+  (``rows_done``, ``complete``), plus batch size, seconds, rows/s, library versions and dates.
+
+:func:`encode_to_store` reads the source in batches, encodes each under
+:func:`torch.inference_mode` and writes it into the ``.npy`` files through
+``np.lib.format.open_memmap``; every few batches it flushes the maps and then atomically rewrites
+the manifest with ``rows_done``, so memory stays bounded by the batch size and a killed or
+interrupted encode resumes where the manifest says. The maps are reopened at each flush so the
+pages already written leave the process's resident set. A store made from another checkpoint or
+another source (different hash, shape, split or row count) is stale: it is never served, it is
+recomputed from zero and the returned store says why (``recomputed_because``).
+:func:`open_store` only reads: it refuses incomplete, stale or corrupt stores with an error that
+says what to do. The arrays it returns are read-only memory maps (``mmap_mode="r"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lsx.checkpoint import atomic_write_json
+from lsx.data.lazy import SPLITS, ImageSource
+from lsx.errors import ConfigError, DatasetError, DataShapeError, LsxError
+
+STORES_DIR = "stores"
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
+FORMAT_VERSION = 1
+FLUSH_EVERY_BATCHES = 8  # rows_done is saved at least this often ...
+FLUSH_EVERY_S = 10.0  # ... and at least this often (seconds), whichever comes first
+# Fields that identify what a store holds; any difference makes it stale.
+_IDENTITY = ("format_version", "checkpoint_sha", "model_kind", "latent_shape", "source", "split")
+_IDENTITY += ("n", "dim")
+
+Progress = Callable[[int, int], None]  # (rows_done, n) after each batch
+
+
+class StaleStoreError(LsxError):
+    """A latent store is incomplete or was made from another checkpoint or source."""
+
+
+@dataclass(frozen=True, eq=False)
+class LatentStore:
+    """An opened, complete latent store; the arrays are read-only memory maps.
+
+    Attributes
+    ----------
+    path : Path
+        The store folder.
+    manifest : dict
+        ``manifest.json``.
+    z : ndarray of shape (n, dim), float32 (memmap)
+    recon_error : ndarray of shape (n,), float32 (memmap)
+    labels : dict attribute -> ndarray of shape (n,), int64 (memmap)
+    label_names : dict attribute -> tuple of class names
+    rows : ndarray of shape (n,), int64 (memmap)
+        Row of each entry in the source.
+    recomputed_because : str or None
+        Set by :func:`encode_to_store` when an existing store was stale and was recomputed.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    z: np.ndarray
+    recon_error: np.ndarray
+    labels: dict[str, np.ndarray]
+    label_names: dict[str, tuple[str, ...]]
+    rows: np.ndarray
+    recomputed_because: str | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.manifest["n"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def spec(self) -> str:
+        return str(self.manifest["source"]["spec"])
+
+    @property
+    def source_hash(self) -> str:
+        return str(self.manifest["source"]["hash"])
+
+    @property
+    def checkpoint_sha(self) -> str:
+        return str(self.manifest["checkpoint_sha"])
+
+    @property
+    def split(self) -> str:
+        return str(self.manifest["split"])
+
+    @property
+    def primary(self) -> str:
+        return next(iter(self.label_names))
+
+    @property
+    def y(self) -> np.ndarray:
+        """Primary labels, shape (n,)."""
+        return self.labels[self.primary]
+
+
+def store_dir_for(run_dir: Path, spec: str, split: str = "all") -> Path:
+    """``<run_dir>/stores/<slug>``: a readable slug of spec and split plus a hash of the spec."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}.")
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-.")[-40:] or "data"
+    digest = _short_hash(spec)
+    return Path(run_dir) / STORES_DIR / f"{readable}-{split}-{digest}"
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def _array_specs(manifest: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """File name -> (shape, dtype) that a store with this manifest must hold."""
+    n, dim = int(manifest["n"]), int(manifest["dim"])
+    out = {
+        "z.npy": ((n, dim), np.dtype(np.float32)),
+        "recon_error.npy": ((n,), np.dtype(np.float32)),
+        "rows.npy": ((n,), np.dtype(np.int64)),
+    }
+    for attr in manifest["source"]["label_names"]:
+        out[f"labels-{attr}.npy"] = ((n,), np.dtype(np.int64))
+    return out
+
+
+def _open_array(path: Path, shape: tuple[int, ...], dtype: np.dtype, mode: str) -> np.ndarray:
+    """Memory-map one store file; DatasetError naming the file if missing, corrupt or mis-shaped."""
+    if not path.is_file():
+        raise DatasetError(f"{path.name} is missing from {path.parent}")
+    try:
+        a = np.load(path, mmap_mode=mode, allow_pickle=False)  # type: ignore[call-overload]
+    except (ValueError, OSError, EOFError) as err:  # bad header, truncated file, pickled data
+        raise DatasetError(f"{path.name} in {path.parent} is corrupt ({err})") from err
+    if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
+        got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else "not an array"
+        raise DatasetError(
+            f"{path.name} in {path.parent} is {got}; the manifest needs {dtype} {shape}"
+        )
+    return a
+
+
+def _read_manifest(store_dir: Path) -> dict[str, Any]:
+    path = Path(store_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise DatasetError(
+            f"{store_dir} holds no latent store ({MANIFEST_NAME} is missing). Make one with "
+            "`python -m lsx encode --run RUN --data SPEC`."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetError(
+            f"{path} is unreadable ({type(err).__name__}: {err}). Run `python -m lsx encode` "
+            "again: it recomputes the store."
+        ) from err
+    needed = (*_IDENTITY, "rows_done", "complete")
+    if not isinstance(manifest, dict) or any(k not in manifest for k in needed):
+        raise DatasetError(
+            f"{path} is not a latent-store manifest (fields missing). Run `python -m lsx encode` "
+            "again: it recomputes the store."
+        )
+    if not isinstance(manifest.get("source"), dict) or "label_names" not in manifest["source"]:
+        raise DatasetError(f"{path} has no source description; run `python -m lsx encode` again.")
+    return manifest
+
+
+def open_store(
+    store_dir: Path, *, checkpoint_sha: str | None = None, source_hash: str | None = None
+) -> LatentStore:
+    """Open a complete latent store read-only.
+
+    Parameters
+    ----------
+    store_dir : Path
+        A store folder, e.g. from :func:`store_dir_for` or :func:`list_stores`.
+    checkpoint_sha : str or None
+        ``lsx.checkpoint.weights_sha256(run_dir)``; when given, a store made from other weights
+        is refused as stale.
+    source_hash : str or None
+        ``ImageSource.content_hash``; when given, a store of other data is refused as stale.
+
+    Returns
+    -------
+    LatentStore
+
+    Raises
+    ------
+    StaleStoreError
+        The store is incomplete (an encode was interrupted), of another format version, or
+        made from another checkpoint or source.
+    DatasetError
+        No store there, an unreadable manifest, or a missing, truncated or mis-shaped array file.
+    """
+    store_dir = Path(store_dir)
+    manifest = _read_manifest(store_dir)
+    redo = "Run `python -m lsx encode` for this run and data again to recompute it."
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise StaleStoreError(
+            f"{store_dir} has store format {manifest['format_version']!r}; this lsx reads "
+            f"{FORMAT_VERSION}. {redo}"
+        )
+    if not manifest["complete"]:
+        raise StaleStoreError(
+            f"{store_dir} is incomplete: {manifest['rows_done']:,} of {manifest['n']:,} rows "
+            "encoded (interrupted?). Run `python -m lsx encode` with the same run and data to "
+            "resume it."
+        )
+    for name, want in (("checkpoint_sha", checkpoint_sha), ("hash", source_hash)):
+        have = (
+            manifest["checkpoint_sha"] if name == "checkpoint_sha" else manifest["source"]["hash"]
+        )
+        if want is not None and have != want:
+            what = "checkpoint weights" if name == "checkpoint_sha" else "source data"
+            raise StaleStoreError(
+                f"{store_dir} is stale: it was made from other {what} ({name} {have!r}, now "
+                f"{want!r}). {redo}"
+            )
+    arrays = {}
+    try:
+        for name, (shape, dtype) in _array_specs(manifest).items():
+            arrays[name] = _open_array(store_dir / name, shape, dtype, "r")
+    except DatasetError as err:
+        raise DatasetError(f"{err}. {redo}") from err
+    label_names = {a: tuple(v) for a, v in manifest["source"]["label_names"].items()}
+    return LatentStore(
+        path=store_dir,
+        manifest=manifest,
+        z=arrays["z.npy"],
+        recon_error=arrays["recon_error.npy"],
+        labels={a: arrays[f"labels-{a}.npy"] for a in label_names},
+        label_names=label_names,
+        rows=arrays["rows.npy"],
+    )
+
+
+def list_stores(run_dir: Path) -> list[LatentStore | tuple[Path, str]]:
+    """The stores of a run: an opened :class:`LatentStore` for each usable one, else (path, why).
+
+    Usable = complete and made from the run's current weights (the source's hash is not checked
+    here: that would need opening the data).
+    """
+    from lsx.checkpoint import weights_sha256
+
+    root = Path(run_dir) / STORES_DIR
+    if not root.is_dir():
+        return []
+    try:
+        sha: str | None = weights_sha256(run_dir)
+    except LsxError:
+        sha = None
+    out: list[LatentStore | tuple[Path, str]] = []
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        try:
+            out.append(open_store(entry, checkpoint_sha=sha))
+        except LsxError as err:
+            out.append((entry, str(err)))
+    return out
+
+
+# ------------------------------------------------------------------------------ encoding
+
+
+def _identity(model: nn.Module, source: ImageSource, checkpoint_sha: str, split: str, n: int):
+    return {
+        "format_version": FORMAT_VERSION,
+        "checkpoint_sha": str(checkpoint_sha),
+        "model_kind": model.config.kind,
+        "latent_shape": list(model.latent_shape),
+        "source": {
+            **source.describe(),
+            "label_names": {a: list(v) for a, v in source.label_names.items()},
+        },
+        "split": split,
+        "n": int(n),
+        "dim": int(math.prod(model.latent_shape)),
+    }
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why an existing manifest does not describe what is asked now, or None."""
+    parts = []
+    for key in _IDENTITY:
+        if old.get(key) == new[key]:
+            continue
+        if key == "source" and isinstance(old.get(key), dict):
+            parts += [
+                f"source {k} {old[key].get(k)!r} (now {v!r})"
+                for k, v in new[key].items()
+                if old[key].get(k) != v and k != "label_names"
+            ] or ["source label names differ"]
+        else:
+            parts.append(f"{key} {old.get(key)!r} (now {new[key]!r})")
+    return "; ".join(parts) or None
+
+
+@contextlib.contextmanager
+def _locked(store_dir: Path) -> Iterator[None]:
+    """One writer per store: a second encode of the same store fails at once."""
+    import fcntl
+
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with open(store_dir / LOCK_NAME, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            raise ConfigError(
+                f"Another `lsx encode` is writing {store_dir}; wait for it to finish."
+            ) from err
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _resume_point(store_dir: Path, identity: dict[str, Any]) -> tuple[int, int | None, str | None]:
+    """(rows_done, batch_size of the earlier encode, why it must restart) for an existing store."""
+    if not (store_dir / MANIFEST_NAME).exists():
+        return 0, None, None
+    try:
+        old = _read_manifest(store_dir)
+    except DatasetError as err:
+        return 0, None, str(err).split(". Run")[0]
+    diff = _diff(old, identity)
+    if diff:
+        return 0, None, f"the store was made with {diff}"
+    try:
+        for name, (shape, dtype) in _array_specs(old).items():
+            _open_array(store_dir / name, shape, dtype, "r")
+    except DatasetError as err:
+        return 0, None, str(err)
+    done = old["rows_done"]
+    if not isinstance(done, int) or not 0 <= done <= identity["n"]:
+        return 0, None, f"its manifest has an invalid rows_done {done!r}"
+    batch = old.get("batch_size")
+    return done, batch if isinstance(batch, int) and batch > 0 else None, None
+
+
+def _fresh(store_dir: Path, identity: dict[str, Any], source: ImageSource, rows: np.ndarray):
+    """Delete the old files and create empty arrays (labels and rows filled in at once)."""
+    for path in store_dir.iterdir():
+        if path.name == LOCK_NAME:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)  # e.g. projections of the old store
+        else:
+            path.unlink()
+    for name, (shape, dtype) in _array_specs(identity).items():
+        a = np.lib.format.open_memmap(store_dir / name, mode="w+", dtype=dtype, shape=shape)
+        if name == "rows.npy":
+            a[:] = rows
+        elif name.startswith("labels-"):
+            a[:] = source.labels[name[len("labels-") : -len(".npy")]][rows]
+        a.flush()
+        del a
+
+
+class _BatchReader(torch.utils.data.Dataset):
+    """Batch ``i`` of ``rows`` read from ``source``, so DataLoader workers decode whole batches."""
+
+    def __init__(self, source: ImageSource, rows: np.ndarray, batch_size: int) -> None:
+        self.source, self.rows, self.batch_size = source, rows, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.rows) / self.batch_size)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.source.read(self.rows[i * self.batch_size : (i + 1) * self.batch_size])
+
+
+def _batches(
+    source: ImageSource, rows: np.ndarray, batch_size: int, workers: int
+) -> Iterator[np.ndarray]:
+    reader = _BatchReader(source, rows, batch_size)
+    if workers <= 0:
+        yield from (reader[i] for i in range(len(reader)))
+        return
+    loader = torch.utils.data.DataLoader(
+        reader,
+        batch_size=None,  # each item already is a batch
+        num_workers=workers,
+        collate_fn=_as_is,  # keep the numpy batch as it is
+        prefetch_factor=2,
+        persistent_workers=False,
+    )
+    yield from loader
+
+
+def _as_is(batch: np.ndarray) -> np.ndarray:
+    return batch
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{name} must be an int >= {low}; got {value!r}.")
+    return int(value)
+
+
+def encode_to_store(
+    model: nn.Module,
+    source: ImageSource,
+    store_dir: Path,
+    *,
+    checkpoint_sha: str,
+    split: str = "all",
+    batch_size: int = 1024,
+    device: str = "cpu",
+    workers: int = 0,
+    progress: Progress | None = None,
+) -> LatentStore:
+    """Encode ``source`` into a latent store, streaming, resuming an interrupted encode.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An lsx model in eval mode on ``device`` (from :func:`lsx.checkpoint.load_checkpoint`).
+    source : ImageSource
+        From :func:`lsx.data.lazy.open_source`; its ``input_shape`` must be the model's.
+    store_dir : Path
+        The store folder (:func:`store_dir_for`); created when needed.
+    checkpoint_sha : str
+        ``lsx.checkpoint.weights_sha256(run_dir)``: identifies the weights.
+    split : {"all", "train", "test"}
+        Which rows of the source.
+    batch_size : int
+        Rows per batch; memory is bounded by it. A resumed encode keeps the batch size it
+        started with, so its batches (and results) are the same as an uninterrupted run's.
+    device : str
+        Where batches are sent (the model must be there).
+    workers : int
+        DataLoader worker processes that read (decode) batches; 0 reads in this process.
+    progress : callable (rows_done, n) or None
+        Called after each batch.
+
+    Returns
+    -------
+    LatentStore
+        Opened read-only; ``recomputed_because`` says why an existing store was not reused.
+
+    Raises
+    ------
+    DataShapeError
+        The source's images do not have the model's input shape, or hold NaN/Inf.
+    ConfigError
+        Bad split, batch_size or workers, or another encode is writing the same store.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}.")
+    batch_size = _check_int("batch_size", batch_size, 1)
+    workers = _check_int("workers", workers, 0)
+    expected = tuple(model.config.input_shape)
+    if tuple(source.input_shape) != expected:
+        c, h, w = expected
+        raise DataShapeError(
+            f"{source.spec!r} has images of shape {tuple(source.input_shape)}; the "
+            f"{model.config.kind} checkpoint needs ({c}, {h}, {w}). Use the data it was trained "
+            f"on, or pass --image-size {h} (a folder or .npy of {c}-channel images)."
+        )
+    rows = source.split_indices(split)
+    if len(rows) == 0:
+        raise DatasetError(f"The {split!r} split of {source.spec!r} is empty; choose another.")
+    identity = _identity(model, source, checkpoint_sha, split, len(rows))
+    store_dir = Path(store_dir)
+    from lsx.analysis.embedding import embed
+    from lsx.store import library_versions
+
+    with _locked(store_dir):
+        done, old_batch, stale = _resume_point(store_dir, identity)
+        manifest_path = store_dir / MANIFEST_NAME
+        if not stale and done == len(rows) and _read_manifest(store_dir)["complete"]:
+            return open_store(store_dir, checkpoint_sha=str(checkpoint_sha))  # nothing to do
+        if done == 0 or stale:
+            _fresh(store_dir, identity, source, rows)
+            done, seconds, created = 0, 0.0, _now()
+        else:
+            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+            batch_size = old_batch or batch_size
+            seconds, created = float(old.get("seconds", 0.0)), old.get("created", _now())
+        manifest = {
+            **identity,
+            "rows_done": done,
+            "complete": done == len(rows),
+            "batch_size": batch_size,
+            "seconds": round(seconds, 3),
+            "rows_per_s": None,
+            "versions": library_versions(),
+            "created": created,
+            "updated": _now(),
+        }
+        if stale:
+            manifest["recomputed_because"] = stale
+        atomic_write_json(manifest_path, manifest)
+        specs = _array_specs(identity)
+        maps: dict[str, np.ndarray] = {}
+
+        def reopen() -> None:
+            # A fresh map per window: pages written before leave this process's resident set.
+            maps.clear()
+            for name in ("z.npy", "recon_error.npy"):
+                maps[name] = _open_array(store_dir / name, *specs[name], "r+")
+
+        def save(rows_done: int, elapsed: float, *, complete: bool = False) -> None:
+            for a in maps.values():
+                a.flush()  # data first: rows_done never counts rows not on disk
+            total = seconds + elapsed
+            manifest.update(
+                rows_done=rows_done,
+                complete=complete,
+                seconds=round(total, 3),
+                rows_per_s=round(rows_done / total, 1) if total > 0 and complete else None,
+                updated=_now(),
+            )
+            atomic_write_json(manifest_path, manifest)
+
+        reopen()
+        start = time.perf_counter()
+        last_save, batches_since = start, 0
+        position = done
+        try:
+            for xb in _batches(source, rows[done:], batch_size, workers):
+                emb = embed(model, xb, batch_size=len(xb), device=device)
+                end = position + len(xb)
+                maps["z.npy"][position:end] = emb.z
+                maps["recon_error.npy"][position:end] = emb.recon_error
+                position = end
+                batches_since += 1
+                now = time.perf_counter()
+                if batches_since >= FLUSH_EVERY_BATCHES or now - last_save >= FLUSH_EVERY_S:
+                    save(position, now - start)
+                    reopen()
+                    last_save, batches_since = now, 0
+                if progress is not None:
+                    progress(position, len(rows))
+        except BaseException:  # Ctrl-C, a bad file, ...: keep what was written, then re-raise
+            with contextlib.suppress(Exception):
+                save(position, time.perf_counter() - start)
+            raise
+        save(position, time.perf_counter() - start, complete=True)
+        maps.clear()
+    store = open_store(store_dir, checkpoint_sha=str(checkpoint_sha))
+    return dataclasses.replace(store, recomputed_because=stale)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
