@@ -25,6 +25,7 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 # ``add_arguments(parser)`` and ``run(args) -> int``. A new command is one line here.
 COMMANDS: dict[str, str] = {
     "consistency-experiment": "lsx.experiments.consistency",
+    "encode": "lsx.encode",
     "manifold-experiment": "lsx.experiments.manifold",
     "search": "lsx.search",
 }
@@ -56,8 +57,14 @@ def _add_train_parser(sub: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", default="vae", help=f"kind: {', '.join(sorted(MODELS))}")
-    p.add_argument("--data", default="mnist5k", help="dataset name or folder:PATH")
+    p.add_argument("--data", default="mnist5k", help="dataset name, folder:PATH or npy:PATH")
     p.add_argument("--image-size", type=int, default=None, help="resize folder images to this")
+    p.add_argument(
+        "--lazy",
+        action="store_true",
+        help="read folder: images on demand in DataLoader workers (--workers) instead of "
+        "loading them all; npy:PATH is always read lazily",
+    )
     p.add_argument("--name", default=None, help="run folder name (default: kind-data-time)")
     p.add_argument("--out", type=Path, default=DEFAULT_ROOT, help="folder that holds run folders")
     p.add_argument("--resume", action="store_true", help="continue the run --name from its state")
@@ -86,75 +93,114 @@ def _add_train_parser(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
-
-    from lsx.checkpoint import CONFIG_NAME, read_config, read_header
+    """Train one run; under torchrun every process runs this with the same arguments."""
+    from lsx.checkpoint import read_header
     from lsx.config import TrainConfig, config_from_dict
-    from lsx.data import load_dataset
-    from lsx.models import build_model, dataset_fields, make_config
-    from lsx.train import Trainer, data_info
+    from lsx.distributed import check_global_batch, env_world_size, initialized
 
     train_fields = {
         k: v
         for k, v in vars(args).items()
         if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None
     }
-    model_fields = {
-        k[7:]: v for k, v in vars(args).items() if k.startswith("model__") and v is not None
-    }
     name = (
         args.name
         or f"{args.model}-{args.data.replace(':', '-').replace('/', '_')}-"
         f"{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    run_dir = Path(args.out) / name
+    header: dict[str, Any] = {}
     if args.resume:
-        header = read_header(run_dir)
-        config = read_config(run_dir)
+        header = read_header(Path(args.out) / name)
         train_cfg = config_from_dict(TrainConfig, {**header.get("train", {}), **train_fields})
-        data_spec = header.get("data", {}).get("spec", args.data)
-        image_size = header.get("data", {}).get("image_size")
+    else:
+        train_cfg = config_from_dict(TrainConfig, train_fields)
+    # before the process group opens: every rank refuses on its own, none waits for a peer
+    check_global_batch(train_cfg.batch_size, env_world_size())
+    with initialized(train_cfg.device) as ctx:
+        name = ctx.broadcast_object(name)  # rank 0's clock names the run
+        return _train_run(args, Path(args.out) / name, train_cfg, header, ctx)
+
+
+def _open_data(spec: str, image_size: int | None, lazy: bool) -> Any:
+    """A Dataset in memory, or a lazy ImageSource for ``npy:`` (and ``folder:`` with --lazy)."""
+    from lsx.data import load_dataset
+    from lsx.data.lazy import NPY_PREFIX, open_source
+
+    if spec.startswith(NPY_PREFIX) or lazy:
+        return open_source(spec, image_size=image_size)
+    return load_dataset(spec, image_size=image_size)
+
+
+def _train_run(
+    args: argparse.Namespace, run_dir: Path, train_cfg: Any, header: dict[str, Any], ctx: Any
+) -> int:
+    import torch
+
+    from lsx.checkpoint import CONFIG_NAME, read_config
+    from lsx.data.lazy import ImageSource
+    from lsx.models import build_model, dataset_fields, make_config
+    from lsx.train import Trainer, data_info
+
+    if args.resume:
+        config = read_config(run_dir)
+        recorded = header.get("data", {})
+        data_spec, image_size = recorded.get("spec", args.data), recorded.get("image_size")
+        lazy = bool(recorded.get("lazy", False))
     else:
         if (run_dir / CONFIG_NAME).exists():
             raise ConfigError(
                 f"{run_dir} already holds a run. Pass --resume to continue it, or "
                 "choose another --name; lsx never overwrites a run."
             )
-        train_cfg = config_from_dict(TrainConfig, train_fields)
-        data_spec, image_size = args.data, args.image_size
+        data_spec, image_size, lazy = args.data, args.image_size, args.lazy
     torch.set_num_threads(train_cfg.threads)
-    dataset = load_dataset(data_spec, image_size=image_size)
-    for note in dataset.notes:
+    dataset = _open_data(data_spec, image_size, lazy)
+    for note in dataset.notes if ctx.is_main else ():
         print(f"note: {note}", file=sys.stderr)
     if args.resume:
-        recorded = header.get("data", {}).get("hash")
-        if recorded and recorded != dataset.content_hash:
+        recorded_hash = header.get("data", {}).get("hash")
+        if recorded_hash and recorded_hash != dataset.content_hash:
             raise ConfigError(
                 f"The dataset {data_spec!r} changed since {run_dir} was trained "
-                f"(hash {recorded} -> {dataset.content_hash}); start a new run."
+                f"(hash {recorded_hash} -> {dataset.content_hash}); start a new run."
             )
     else:
-        config = make_config(args.model, **{**dataset_fields(args.model, dataset), **model_fields})
+        config = make_config(
+            args.model, **{**dataset_fields(args.model, dataset), **_model_args(args)}
+        )
+    info = data_info(dataset, image_size)
+    if isinstance(dataset, ImageSource):
+        info["lazy"] = True  # --resume reopens it lazily
     torch.manual_seed(train_cfg.seed)
     trainer = Trainer(
         build_model(config),
         dataset,
         train_cfg,
         run_dir,
-        data=data_info(dataset, image_size),
+        data=info,
         progress=not args.no_progress,
-        callbacks=[_print_epoch],
+        callbacks=[_print_epoch] if ctx.is_main else [],
+        dist=ctx,
     )
     if args.resume:
         trainer.resume()
-    print(
-        f"training {config.kind} on {data_spec} ({len(dataset.x_train)} train images, device "
-        f"{trainer.device}) -> {run_dir}",
-        file=sys.stderr,
-    )
+    if ctx.is_main:
+        where = f"{ctx.world_size} processes ({ctx.backend}), " if ctx.distributed else ""
+        print(
+            f"training {config.kind} on {data_spec} ({info['n_train']} train images"
+            f"{', read lazily' if info.get('lazy') else ''}; {where}device {trainer.device}) "
+            f"-> {run_dir}",
+            file=sys.stderr,
+        )
     result = trainer.fit()
-    print(f"{result.state}: {result.epochs_done} epochs; run folder {run_dir}", file=sys.stderr)
+    if ctx.is_main:
+        print(f"{result.state}: {result.epochs_done} epochs; run folder {run_dir}", file=sys.stderr)
     return 0
+
+
+def _model_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The model options given on the command line (``--latent-dim`` ...)."""
+    return {k[7:]: v for k, v in vars(args).items() if k.startswith("model__") and v is not None}
 
 
 def _print_epoch(event: dict[str, Any]) -> None:

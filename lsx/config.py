@@ -198,6 +198,10 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")  # TrainConfig.precision
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # TrainConfig.compile
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train: optimiser, schedule, stopping, device and seed."""
@@ -220,6 +224,12 @@ class TrainConfig:
     transforms: str = ""  # set in lsx.data.transforms.TRANSFORM_SETS; "" = the data's default
     transform_strength: float = 1.0  # scales the set's magnitudes; 1 = the published values
     snapshots: int = 0  # latent codes of this many fixed test points saved per epoch; 0 = off
+    # GPU path and large data (lsx.train); the defaults train exactly as before
+    precision: str = "fp32"  # "bf16": autocast the networks (loss in fp32); "tf32": TF32 matmuls
+    compile: str = "off"  # torch.compile mode of the training step: off, default, max-autotune
+    workers: int = (
+        0  # DataLoader worker processes for a lazy source (npy:, lazy folder); 0 = inline
+    )
 
     def __post_init__(self) -> None:
         check_int(self, "epochs", low=1, high=100_000)
@@ -234,6 +244,9 @@ class TrainConfig:
         check_int(self, "max_bad_steps", low=1)
         self._check_consistency()
         check_int(self, "snapshots", low=0, high=100_000)
+        check_choice(self, "precision", PRECISIONS)
+        check_choice(self, "compile", COMPILE_MODES)
+        check_int(self, "workers", low=0, high=64)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
         ):
