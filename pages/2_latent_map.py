@@ -1,7 +1,9 @@
 """Latent map: where does each input land in the latent space, and how well is it reconstructed?
 
 Select points (box or lasso) to see them beside their reconstructions; the decode panel shows
-any sample's input, reconstruction and residual. Cluster centres and spheres (configured for sae
+any sample's input, reconstruction and residual. The map shows the run's dataset, or one of the
+run's latent stores (up to millions of points: tiered projections, a density raster above
+100,000 points; lsx.app.bigmap). Cluster centres and spheres (configured for sae
 runs, class centroids otherwise) and a cluster sanity table check the clusters in latent space.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import cache, clusters, state, widgets
+from lsx.app import bigmap, cache, clusters, state, widgets
 from lsx.errors import LsxError
 from lsx.viz.images import decode_triptych, pair_tiles
 from lsx.viz.latent import latent_scatter
@@ -20,6 +22,10 @@ state.init("Latent map")
 widgets.run_picker()
 st.title("Latent map")
 run_dir = widgets.selected_run()
+store = widgets.map_source(run_dir)  # None: the run's dataset; else one of its latent stores
+if store is not None:
+    bigmap.store_view(*store)
+    st.stop()
 
 try:
     sha, model, _, ds, data_warning = cache.open_run(run_dir)

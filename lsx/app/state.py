@@ -37,6 +37,11 @@ LM_CHART = "lm_chart"  # st.plotly_chart selection state
 LM_CENTERS = "lm_centers"  # draw configured centres and spheres on the map
 LM_SANITY_ATTR = "lm_sanity_attr"  # label attribute of the cluster sanity table
 LM_MISASSIGNED_IMAGES = "lm_misassigned_images"  # show the ranked mistakes as images
+LM_SOURCE = "lm_source"  # "" = the run's dataset, else the path of one of the run's latent stores
+LMS_METHOD = "lms_method"  # latent-store map (lsx.app.bigmap): projection, seed, colour, chart
+LMS_SEED = "lms_seed"
+LMS_COLOR = "lms_color"
+LMS_CHART = "lms_chart"
 
 # Lookup page (pages/3_lookup.py)
 LU_UPLOADS = "lu_uploads"  # st.file_uploader
@@ -118,6 +123,10 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         LM_CAP: DEFAULT_CAP,
         LM_DECODE_ID: 0,
         LM_CENTERS: None,  # None: on for configured (sae) runs, off for the centroid rule
+        LM_SOURCE: "",
+        LMS_METHOD: "pca",
+        LMS_SEED: 0,
+        LMS_COLOR: None,  # None: the store's primary label
         LU_DB: "",
         LU_K: 8,
         LU_QUERY: "",

@@ -373,6 +373,35 @@ def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> Map
     )
 
 
+def map_source(run_dir: str) -> tuple[str, str | None] | None:
+    """Sidebar choice of what the latent map shows: the run's dataset or one of its latent stores.
+
+    Shown only when the run has stores (``python -m lsx encode``). Key ``state.LM_SOURCE``.
+
+    Returns
+    -------
+    None for the run's dataset, else ``(store path, reason it is not usable or None)``.
+    """
+    from lsx.app.bigmap import run_stores
+
+    stores = run_stores(run_dir)
+    if not stores:
+        return None
+    labels = {"": "the run's dataset", **{path: label for path, label, _ in stores}}
+    if st.session_state.get(state.LM_SOURCE) not in labels:
+        st.session_state[state.LM_SOURCE] = ""
+    st.sidebar.selectbox(
+        "Map of",
+        list(labels),
+        key=state.LM_SOURCE,
+        format_func=labels.__getitem__,
+        help="A latent store is a run's encoding of a whole image source "
+        "(`python -m lsx encode`), memory-mapped; it can hold millions of points.",
+    )
+    chosen = st.session_state[state.LM_SOURCE]
+    return next(((p, why) for p, _, why in stores if p == chosen), None)
+
+
 def selected_ids(event: Any, shown: Iterable[int] | None = None) -> list[int]:
     """Sample ids of the selected points of a ``st.plotly_chart(on_select="rerun")`` event.
 

@@ -1,0 +1,471 @@
+"""The latent map of a latent store (10^4-10^6 points): tiered projections cached in the store,
+a scatter or density rendering, and a gallery of selected images read lazily from the source.
+
+Two layers:
+
+- plain functions (no Streamlit calls; ``bench/scale.py`` uses them):
+  :func:`cached_store_projection` caches :func:`lsx.analysis.tiers.project_tiered` of a store
+  under ``<store>/projections/`` (``<method>-<key>.npy`` + ``<method>-<key>.json``, the
+  manifest written last, atomically). The key hashes the store's identity (checkpoint sha,
+  source hash, n, dim, split) and the request (method, n_components, seed, parameters, tier
+  settings, backend, library versions), so a store re-encoded from another checkpoint or source
+  never gets an old map; a miss next to such an entry says why it was recomputed.
+- Streamlit wrappers: bounded caches keyed by the store path and its manifest's mtime, the
+  background fit (the worker of :mod:`lsx.app.cache`, PCA shown meanwhile), and
+  :func:`store_view`, which renders the page section. ``z`` is never loaded into session state:
+  the store's arrays are memory maps, shared read-only by every session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from lsx.analysis.projection import PROJECTIONS, check_request, sample_per_class
+from lsx.analysis.tiers import DEFAULT_K, plan_projection, project_tiered, resolve_backend
+from lsx.checkpoint import atomic_write_bytes, atomic_write_json
+from lsx.errors import LsxError
+from lsx.latentstore import MANIFEST_NAME, STORES_DIR, LatentStore, list_stores, open_store
+from lsx.store import library_versions
+from lsx.viz.density import DensityGrid, density_grid, density_map
+from lsx.viz.latent import latent_scatter
+
+PROJECTIONS_DIR = "projections"
+FORMAT_VERSION = 1
+SCATTER_MAX = 100_000  # above this many points: density raster + per-class sample (B.4)
+DENSITY_SAMPLE = 5_000  # selectable points drawn over the raster
+GALLERY_CAP = 32
+AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
+_SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe another store
+
+# ------------------------------------------------------------------------------ disk cache
+
+
+def store_identity(store: LatentStore) -> dict[str, Any]:
+    """What a store's projection depends on: weights, source, size, split (from its manifest)."""
+    m = store.manifest
+    return {
+        "checkpoint_sha": store.checkpoint_sha,
+        "source_hash": store.source_hash,
+        "n": store.n,
+        "dim": store.dim,
+        "split": str(m.get("split")),
+        "model_kind": str(m.get("model_kind")),
+    }
+
+
+def projection_request(
+    store: LatentStore,
+    method: str,
+    n_components: int = 2,
+    seed: int = 0,
+    *,
+    exact_max: int | None = None,
+    sample_size: int | None = None,
+    k: int = DEFAULT_K,
+    backend: str = "auto",
+) -> dict[str, Any]:
+    """The manifest fields that identify one projection of ``store`` (ConfigError if invalid)."""
+    params = check_request(method, n_components, seed, None)
+    tier = plan_projection(store.n, method, exact_max=exact_max, sample_size=sample_size, k=k)
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "store-projection",
+        "store": store_identity(store),
+        "method": method,
+        "n_components": int(n_components),
+        "seed": int(seed),
+        "params": params,
+        "tier": {"name": tier.name, "exact_max": tier.exact_max, "n_fit": tier.n_fit, "k": tier.k},
+        "backend": resolve_backend(method, backend),
+        "versions": library_versions(),
+    }
+
+
+def _paths(store: LatentStore, request: dict[str, Any]) -> tuple[Path, Path]:
+    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24]
+    folder = store.path / PROJECTIONS_DIR
+    return folder / f"{request['method']}-{key}.npy", folder / f"{request['method']}-{key}.json"
+
+
+def _read_entry(store: LatentStore, request: dict[str, Any]) -> tuple[np.ndarray | None, Any, str]:
+    """(coords, manifest, "") on a hit; (None, None, why it is not usable) otherwise."""
+    array_path, manifest_path = _paths(store, request)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        data = array_path.read_bytes()
+    except (OSError, ValueError) as err:
+        return None, None, f"{manifest_path.name} or its array is missing or unreadable ({err})"
+    if any(manifest.get(f) != v for f, v in request.items()):
+        return None, None, f"{manifest_path.name} describes another projection"
+    if hashlib.sha256(data).hexdigest() != manifest.get("array_sha256"):
+        return None, None, f"{array_path.name} is corrupt or truncated (sha256 mismatch)"
+    coords = np.load(io.BytesIO(data), allow_pickle=False)
+    if coords.shape != (store.n, request["n_components"]) or coords.dtype != np.float32:
+        return None, None, f"{array_path.name} has shape {coords.shape}, not ({store.n}, ...)"
+    return coords, manifest, ""
+
+
+def _sibling_reason(store: LatentStore, request: dict[str, Any]) -> str | None:
+    """Why a miss is a recomputation: the same map made from another store, say so."""
+    for path in sorted((store.path / PROJECTIONS_DIR).glob(f"{request['method']}-*.json")):
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if all(old.get(f) == request[f] for f in _SLOT) and old.get("store") != request["store"]:
+            diff = [
+                f"{k} {v!r}" for k, v in old.get("store", {}).items() if request["store"][k] != v
+            ]
+            return f"the cached {path.name} was made from another store ({'; '.join(diff)})"
+    return None
+
+
+def cached_store_projection(
+    store: LatentStore,
+    method: str,
+    n_components: int = 2,
+    seed: int = 0,
+    *,
+    compute: bool = True,
+    threads: int = 1,
+    **tier: Any,
+) -> tuple[np.ndarray | None, dict[str, Any], bool]:
+    """The tiered projection of a store, from ``<store>/projections/`` when cached there.
+
+    Parameters
+    ----------
+    store : LatentStore
+    method, n_components, seed
+        As in :func:`lsx.analysis.tiers.project_tiered` (labels: the store's primary labels).
+    compute : bool
+        False only looks: a miss returns ``(None, request, False)``.
+    threads : int
+        FAISS threads of the placement.
+    **tier
+        ``exact_max``, ``sample_size``, ``k``, ``backend`` (part of the key).
+
+    Returns
+    -------
+    coords : ndarray of shape (n, n_components), float32, or None (miss with compute=False)
+    manifest : dict
+        The request plus the tier info of ``project_tiered`` (tier, backend, sample rule,
+        placement rule and k, knn index info, seconds per stage), ``array_sha256``, ``created``;
+        plus ``cached`` (False when the folder is read-only, with the reason) and
+        ``recomputed_because`` when an entry from another store was replaced.
+    hit : bool
+    """
+    request = projection_request(store, method, n_components, seed, **tier)
+    coords, manifest, _ = _read_entry(store, request)
+    if coords is not None:
+        return coords, manifest, True
+    stale = _sibling_reason(store, request)
+    if not compute:
+        return None, {**request, "cached": False, "stale_reason": stale}, False
+    backend = request["backend"] if request["backend"] == "cuml" else "cpu"
+    coords, info = project_tiered(
+        store.z, method, n_components, seed=seed, labels=np.asarray(store.y),
+        exact_max=request["tier"]["exact_max"], sample_size=request["tier"]["n_fit"],
+        k=request["tier"]["k"] or DEFAULT_K, backend=backend, threads=threads,
+    )  # fmt: skip
+    buf = io.BytesIO()
+    np.save(buf, coords, allow_pickle=False)
+    payload = buf.getvalue()
+    manifest = {
+        **request,
+        "info": info,
+        "array_sha256": hashlib.sha256(payload).hexdigest(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out = {**manifest, "cached": True}
+    array_path, manifest_path = _paths(store, request)
+    try:
+        array_path.parent.mkdir(exist_ok=True)
+        atomic_write_bytes(array_path, payload)
+        atomic_write_json(manifest_path, manifest)  # last: an entry without it is incomplete
+    except OSError as err:  # a read-only store: serve the map, say it is not cached
+        out.update(cached=False, not_cached_because=f"cannot write {array_path.parent} ({err})")
+    if stale:
+        out["recomputed_because"] = stale
+    return coords, out, False
+
+
+# ------------------------------------------------------------------------------ map frame
+
+
+@dataclass(frozen=True, eq=False)
+class StoreFrame:
+    """What the store map needs for one view (cached; small even at 10^6 points)."""
+
+    coords: np.ndarray  # (n_shown, 2) points drawn as markers
+    ids: np.ndarray  # (n_shown,) int64 store rows
+    codes: np.ndarray  # (n_shown,) class codes of the colour attribute
+    categories: tuple[str, ...]
+    color_title: str
+    hover: list[str]
+    grid: DensityGrid | None  # every point, when the map is a density raster
+    n_shown: int
+    n_total: int
+    tier_text: str
+    method: str
+    manifest: dict[str, Any]
+
+
+def make_frame(
+    store: LatentStore, coords: np.ndarray, manifest: dict[str, Any], attr: str
+) -> StoreFrame:
+    """Points, colours and hover of a store map: all points up to ``SCATTER_MAX``, else a
+    density grid of all plus a per-class sample of ``DENSITY_SAMPLE`` (seed 0)."""
+    codes_all = np.asarray(store.labels[attr])  # (n,) read from the memmap once
+    n = store.n
+    dense = n > SCATTER_MAX
+    keep = sample_per_class(codes_all, DENSITY_SAMPLE, seed=0) if dense else np.arange(n)
+    names = np.asarray(store.label_names[attr], dtype=object)
+    rows, err = np.asarray(store.rows[keep]), np.asarray(store.recon_error[keep])
+    hover = [
+        f"id {i} · source row {r}<br>{attr}: {name}<br>error: {e:.4g}"
+        for i, r, name, e in zip(
+            keep.tolist(), rows.tolist(), names[codes_all[keep]], err.tolist(), strict=True
+        )
+    ]
+    info = manifest.get("info", {})
+    return StoreFrame(
+        coords=np.asarray(coords[keep]),
+        ids=keep.astype(np.int64),
+        codes=codes_all[keep],
+        categories=tuple(store.label_names[attr]),
+        color_title=attr,
+        hover=hover,
+        grid=density_grid(coords, codes_all, n_classes=len(names)) if dense else None,
+        n_shown=len(keep),
+        n_total=n,
+        tier_text=str(info.get("describe", "")),
+        method=str(manifest.get("method")),
+        manifest=manifest,
+    )
+
+
+def store_figure(frame: StoreFrame, uirevision: str | None = None) -> go.Figure:
+    """Scattergl of every point (scatter tier) or density raster + sample (density tier)."""
+    prefix = AXIS_PREFIX.get(frame.method, frame.method)
+    common = dict(
+        categories=frame.categories,
+        color_title=frame.color_title,
+        hover=frame.hover,
+        axis_titles=(f"{prefix} 1", f"{prefix} 2"),
+        uirevision=uirevision,
+    )
+    if frame.grid is None:
+        return latent_scatter(frame.coords, frame.ids, color=frame.codes, **common)
+    return density_map(frame.grid, frame.coords, frame.ids, sample_codes=frame.codes, **common)
+
+
+def headline(frame: StoreFrame) -> str:
+    """``Showing N of M points ...`` with how they are drawn."""
+    if frame.grid is None:
+        return f"Showing **{frame.n_shown:,}** of **{frame.n_total:,}** points (all, selectable)"
+    return (
+        f"Showing **{frame.n_shown:,}** of **{frame.n_total:,}** points as selectable markers "
+        f"(a per-class sample) over a density raster of all **{frame.n_total:,}**"
+    )
+
+
+# ------------------------------------------------------------------------------ Streamlit
+
+
+def _stamp(run_dir: str) -> tuple[tuple[str, int], ...]:
+    """mtimes of the weights and of every store manifest: a change means "list again"."""
+    out = []
+    for path in [Path(run_dir) / "model.safetensors", *Path(run_dir, STORES_DIR).glob("*/*.json")]:
+        try:
+            out.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(sorted(out))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _list(run_dir: str, stamp: tuple) -> list[tuple[str, str, str | None]]:
+    out = []
+    for entry in list_stores(Path(run_dir)):
+        if isinstance(entry, LatentStore):
+            label = f"{entry.path.name} ({entry.n:,} × {entry.dim})"
+            out.append((str(entry.path), label, None))
+        else:
+            out.append((str(entry[0]), f"{entry[0].name} (not usable)", entry[1]))
+    return out
+
+
+def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
+    """``(path, label, reason or None)`` per store of the run; reason set when not usable."""
+    return _list(run_dir, _stamp(run_dir))
+
+
+def _version(path: str) -> int:
+    try:
+        return (Path(path) / MANIFEST_NAME).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _open(path: str, version: int) -> LatentStore:
+    return open_store(Path(path))  # read-only memmaps, shared by every session
+
+
+def _fit_in_background(path: str, method: str, seed: int) -> float:
+    """Runs in the worker thread: lsx only, no Streamlit calls."""
+    start = time.perf_counter()
+    cached_store_projection(open_store(Path(path)), method, 2, seed)
+    return time.perf_counter() - start
+
+
+def projection_job(path: str, method: str, seed: int) -> Future | None:
+    """None when the store's projection is on disk; else its background job (started once).
+
+    PCA is computed on the request path (about 1 s at 10^6 points, then cached on disk).
+    """
+    if method == "pca":
+        return None
+    from lsx.app.cache import _jobs  # the one projection worker thread of this process
+
+    key = ("store", path, _version(path), method, int(seed))
+    jobs = _jobs()
+    with jobs.lock:
+        if key in jobs.ready:
+            return None
+        future = jobs.futures.get(key)
+        if future is not None and not future.done():
+            return future
+    _, _, hit = cached_store_projection(_open(path, _version(path)), method, 2, seed, compute=False)
+    with jobs.lock:
+        if hit:
+            jobs.ready.add(key)
+            return None
+        future = jobs.futures.get(key)
+        if future is None or future.done():  # done but not on disk: failed or not writable
+            future = jobs.pool.submit(_fit_in_background, path, method, int(seed))
+            jobs.futures[key] = future
+        return future
+
+
+@st.cache_data(max_entries=8, show_spinner="Loading the store's map ...")
+def store_frame(path: str, version: int, method: str, seed: int, attr: str) -> StoreFrame:
+    """The cached frame of one store view (projection from ``<store>/projections/``)."""
+    store = _open(path, version)
+    start = time.perf_counter()
+    coords, manifest, hit = cached_store_projection(store, method, 2, seed)
+    manifest = {
+        **manifest,
+        "disk_cache": "hit" if hit else "miss",
+        "load_or_compute_s": round(time.perf_counter() - start, 3),
+    }
+    return make_frame(store, coords, manifest, attr)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def store_images(
+    path: str, version: int, ids: tuple[int, ...]
+) -> tuple[np.ndarray | None, list[str], str | None]:
+    """Images of store rows read from the store's source, captions, and why there are none."""
+    from lsx.data.lazy import FOLDER_PREFIX, open_source
+
+    store = _open(path, version)
+    idx = np.asarray(ids, dtype=np.int64)
+    names = store.label_names[store.primary]
+    captions = [f"id {i} · {store.primary} {names[int(store.y[i])]}" for i in ids]
+    size = store.manifest["source"].get("input_shape", [None])[-1]
+    try:
+        source = open_source(
+            store.spec, image_size=size if store.spec.startswith(FOLDER_PREFIX) else None
+        )
+        if source.content_hash != store.source_hash:
+            return None, captions, f"the source {store.spec!r} changed since it was encoded"
+        return source.read(np.asarray(store.rows[idx])), captions, None
+    except (LsxError, OSError) as err:
+        return None, captions, f"the source {store.spec!r} cannot be read ({err})"
+
+
+def store_controls(store: LatentStore) -> tuple[str, int, str]:
+    """Sidebar controls of a store map: projection (form), seed, colour attribute."""
+    from lsx.app import state
+
+    attrs = list(store.label_names)
+    if st.session_state.get(state.LMS_COLOR) not in attrs:
+        st.session_state[state.LMS_COLOR] = attrs[0]
+    with st.sidebar:
+        st.subheader("Map of the store")
+        with st.form("lms_projection_form", border=False):
+            st.selectbox(
+                "Projection",
+                list(PROJECTIONS),
+                key=state.LMS_METHOD,
+                format_func=str.upper,
+                help="PCA is always offered and instant. UMAP and t-SNE are exact up to "
+                "50,000 and 10,000 points; above, fitted on a stratified sample and the other "
+                "points placed by their nearest neighbours in latent space.",
+            )
+            st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=state.LMS_SEED)
+            st.form_submit_button("Apply projection", width="stretch")
+        st.selectbox("Colour by label", attrs, key=state.LMS_COLOR)
+    return (
+        str(st.session_state[state.LMS_METHOD]),
+        int(st.session_state[state.LMS_SEED]),
+        str(st.session_state[state.LMS_COLOR]),
+    )
+
+
+def store_view(path: str, reason: str | None) -> None:
+    """Render the map of one latent store: tier, map, manifest, selection gallery."""
+    from lsx.app import state, widgets
+    from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
+
+    if reason is not None:
+        st.warning(f"This latent store cannot be shown: {reason}")
+        return
+    try:
+        version = _version(path)
+        store = _open(path, version)
+        method, seed, attr = store_controls(store)
+        job = projection_job(path, method, seed)
+        if job is not None:  # fitted off the request path; PCA meanwhile
+            widgets.wait_for_projection(job, method, plan_projection(store.n, method).n_fit)
+            method = "pca"
+        frame = store_frame(path, version, method, seed, attr)
+    except LsxError as err:
+        st.error(str(err))
+        return
+    st.markdown(f"**Projection:** {frame.tier_text} · PCA is always offered.")
+    st.markdown(headline(frame) + f" · {method.upper()} 2-D · coloured by {attr}")
+    event = st.plotly_chart(
+        store_figure(frame, uirevision=f"{path}|{method}|{seed}"),
+        key=state.LMS_CHART,
+        on_select="rerun",
+        selection_mode=("points", "box", "lasso"),
+    )
+    with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
+        st.json(frame.manifest, expanded=1)
+    st.subheader("Selection")
+    ids = widgets.selected_ids(event, frame.ids)
+    if not ids:
+        st.caption("Drag a box or lasso on the map, or click a point, to see the images.")
+        return
+    shown = widgets.spread(ids, GALLERY_CAP)
+    x, captions, why = store_images(path, version, shown)
+    st.caption(f"Showing {len(shown)} of {len(ids)} selected (spread over the selection).")
+    if x is None:
+        st.warning(f"Images not shown: {why}. The selected ids and labels:")
+        st.dataframe({"selected": captions}, hide_index=True)
+    else:
+        scale = scale_for(x.shape[2], GALLERY_PX)
+        st.image([to_uint8(a, scale=scale) for a in x], caption=captions, output_format="PNG")

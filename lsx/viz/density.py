@@ -1,0 +1,211 @@
+"""Latent maps of 10^5-10^6 points: a density raster plus a per-class sample you can select.
+
+One WebGL ``Scattergl`` of 10^6 points is sluggish and its lasso unusable (plotly/plotly.js#1657;
+field-notes.md B.4, D.2). Above ~10^5 points the map is therefore drawn as:
+
+- a raster of every point: counts on a fixed grid (default 400 x 400), each pixel coloured by
+  its majority class with an opacity that grows with the log of its count, embedded as one PNG
+  (a layout image: a few hundred kB whatever the number of points, no WebGL);
+- on top, a stratified per-class sample (a few thousand points) as ``Scattergl`` traces whose
+  ``customdata`` are the sample ids, so box/lasso selection and hover work as on the small map.
+
+:func:`density_grid` does the counting (arrays in, arrays out); :func:`density_map` builds the
+figure from a grid and the sample. No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import hex_to_rgb
+
+from lsx.errors import DataShapeError
+from lsx.viz.latent import latent_scatter, palette
+
+DEFAULT_BINS = 400
+MIN_ALPHA = 0.2  # a pixel with one point stays visible
+SINGLE_COLOR = "#444444"  # no labels: one colour, density as opacity
+
+
+@dataclass(frozen=True, eq=False)
+class DensityGrid:
+    """Counts of points per pixel on a regular grid (row 0 = lowest y)."""
+
+    counts: np.ndarray  # (bins, bins) int64, [iy, ix]
+    majority: np.ndarray | None  # (bins, bins) int64 class code with most points, or None
+    extent: tuple[float, float, float, float]  # x0, x1, y0, y1 of the grid's outer edges
+    n_points: int
+
+
+def _extent(coords: np.ndarray) -> tuple[float, float, float, float]:
+    low, high = coords.min(axis=0).astype(np.float64), coords.max(axis=0).astype(np.float64)
+    pad = np.maximum((high - low) * 0.02, 1e-6)  # keep edge points inside; a flat axis gets width
+    return (low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1])
+
+
+def density_grid(
+    coords: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    n_classes: int | None = None,
+    bins: int = DEFAULT_BINS,
+) -> DensityGrid:
+    """Count 2-D points per pixel, and the majority class of each pixel.
+
+    Parameters
+    ----------
+    coords : ndarray of shape (n_points, 2)
+        Finite map coordinates (a memmap is fine; read once).
+    labels : ndarray of shape (n_points,) of int codes in [0, n_classes), or None
+    n_classes : int or None
+        Number of classes; default ``labels.max() + 1``.
+    bins : int
+        Pixels per side.
+
+    Returns
+    -------
+    DensityGrid
+        ``counts.sum() == n_points``; equal to ``np.histogram2d`` on the same edges.
+
+    Raises
+    ------
+    DataShapeError
+        ``coords`` is not (n, 2) with n >= 1 finite rows, or ``labels`` has another length.
+    """
+    coords = np.asarray(coords, dtype=np.float32)
+    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) < 1:
+        raise DataShapeError(
+            f"A density map needs 2-D coordinates of shape (n_points, 2); got {coords.shape}. "
+            "Project with n_components=2."
+        )
+    if not np.isfinite(coords).all():
+        raise DataShapeError("coords hold NaN or Inf values; project finite latents only.")
+    x0, x1, y0, y1 = _extent(coords)
+    ix = np.clip(((coords[:, 0] - x0) / (x1 - x0) * bins).astype(np.int64), 0, bins - 1)
+    iy = np.clip(((coords[:, 1] - y0) / (y1 - y0) * bins).astype(np.int64), 0, bins - 1)
+    pixel = iy * bins + ix  # (n_points,)
+    if labels is None:
+        counts = np.bincount(pixel, minlength=bins * bins).reshape(bins, bins)
+        return DensityGrid(counts, None, (x0, x1, y0, y1), len(coords))
+    codes = np.asarray(labels).astype(np.int64)
+    if codes.shape != (len(coords),):
+        raise DataShapeError(
+            f"labels must have shape ({len(coords)},), one per point; got {codes.shape}."
+        )
+    c = int(codes.max()) + 1 if n_classes is None else int(n_classes)
+    per_class = np.bincount(pixel * c + codes, minlength=bins * bins * c).reshape(bins * bins, c)
+    counts = per_class.sum(axis=1).reshape(bins, bins)
+    majority = per_class.argmax(axis=1).reshape(bins, bins)
+    return DensityGrid(counts, majority, (x0, x1, y0, y1), len(coords))
+
+
+def density_rgba(grid: DensityGrid, colors: Sequence[str] | None = None) -> np.ndarray:
+    """The grid as an RGBA image, top row = highest y (PNG order).
+
+    Parameters
+    ----------
+    grid : DensityGrid
+    colors : sequence of hex colours, one per class code, or None (one grey)
+
+    Returns
+    -------
+    ndarray of shape (bins, bins, 4), uint8
+        Empty pixels are transparent; alpha grows with log(count) from ``MIN_ALPHA`` to 1.
+    """
+    counts = grid.counts
+    alpha = np.zeros(counts.shape, dtype=np.float64)
+    filled = counts > 0
+    if filled.any():
+        scale = np.log1p(counts[filled]) / np.log1p(counts.max())
+        alpha[filled] = MIN_ALPHA + (1 - MIN_ALPHA) * scale
+    if grid.majority is None or not colors:
+        rgb = np.broadcast_to(np.array(hex_to_rgb(SINGLE_COLOR), np.uint8), (*counts.shape, 3))
+    else:
+        lut = np.array([hex_to_rgb(c) for c in colors], dtype=np.uint8)  # (n_classes, 3)
+        rgb = lut[np.minimum(grid.majority, len(lut) - 1)]
+    rgba = np.dstack([rgb, np.round(alpha * 255).astype(np.uint8)])
+    return np.ascontiguousarray(rgba[::-1])  # grid row 0 is the lowest y; PNG row 0 the top
+
+
+def png_data_uri(rgba: np.ndarray) -> str:
+    """``data:image/png;base64,...`` of an RGBA uint8 image."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def density_map(
+    grid: DensityGrid,
+    sample_coords: np.ndarray,
+    sample_ids: np.ndarray,
+    *,
+    sample_codes: np.ndarray | None = None,
+    categories: Sequence[str] | None = None,
+    color_title: str = "",
+    hover: Sequence[str] | None = None,
+    axis_titles: Sequence[str] | None = None,
+    uirevision: str | None = None,
+) -> go.Figure:
+    """Density raster of all points with a selectable sample drawn on top.
+
+    Parameters
+    ----------
+    grid : DensityGrid
+        From :func:`density_grid` over every point.
+    sample_coords : ndarray of shape (n_sample, 2)
+    sample_ids : ndarray of shape (n_sample,), int
+        Ids in every trace's ``customdata`` (selections report them).
+    sample_codes : ndarray of shape (n_sample,) of int codes, or None
+    categories : sequence of str or None
+        Class names of the codes; the raster is coloured per class with the same palette.
+    color_title, hover, axis_titles, uirevision
+        As in :func:`lsx.viz.latent.latent_scatter`.
+
+    Returns
+    -------
+    go.Figure
+        One ``Scattergl`` trace per class of the sample (one WebGL context), the raster as a
+        layout image below them, axes fixed to the grid's extent.
+    """
+    if np.asarray(sample_coords).shape[1:] != (2,):
+        raise DataShapeError(
+            f"sample_coords must have shape (n_sample, 2); got {np.shape(sample_coords)}."
+        )
+    colors = palette(len(categories)) if categories else None
+    fig = latent_scatter(
+        sample_coords,
+        sample_ids,
+        color=sample_codes if categories else None,
+        categories=categories,
+        color_title=color_title,
+        hover=hover,
+        axis_titles=axis_titles,
+        uirevision=uirevision,
+    )
+    for trace in fig.data:  # small sample markers with an outline, so the raster shows through
+        trace.marker.size = 4
+        trace.marker.line = dict(width=0.5, color="white")
+        trace.marker.opacity = 0.9
+    x0, x1, y0, y1 = grid.extent
+    fig.add_layout_image(
+        source=png_data_uri(density_rgba(grid, colors)),
+        xref="x",
+        yref="y",
+        x=x0,
+        y=y1,
+        sizex=x1 - x0,
+        sizey=y1 - y0,
+        sizing="stretch",
+        layer="below",
+        opacity=1.0,
+    )
+    fig.update_xaxes(range=[x0, x1], showgrid=False)
+    fig.update_yaxes(range=[y0, y1], showgrid=False)
+    return fig

@@ -1,0 +1,232 @@
+"""Latent map of a latent store: source choice, scatter tier (< 100k points) with an image gallery,
+density tier (> 100k) with "Showing N of M", tiered projections in the background, stale stores,
+and the projection cache under <store>/projections/."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from streamlit.testing.v1 import AppTest
+
+from lsx.analysis import tiers
+from lsx.app import bigmap, state
+from lsx.app.cache import THREADS_ENV
+from lsx.checkpoint import save_checkpoint, weights_sha256
+from lsx.data import load_dataset
+from lsx.data.lazy import open_source
+from lsx.latentstore import FORMAT_VERSION, MANIFEST_NAME, STORES_DIR, open_store
+from lsx.models import build_model, make_config
+from lsx.train import data_info
+
+PAGE = str(Path(__file__).parents[2] / "pages" / "2_latent_map.py")
+N_BIG = 120_000
+
+
+def write_store(run_dir: Path, name: str, z, y, names, *, spec: str, source_hash: str, **extra):
+    """A complete store folder in the contract's file format (lsx/latentstore.py)."""
+    d = run_dir / STORES_DIR / name
+    d.mkdir(parents=True)
+    n, dim = z.shape
+    np.save(d / "z.npy", z.astype(np.float32))
+    np.save(d / "recon_error.npy", np.linspace(0, 1, n, dtype=np.float32))
+    np.save(d / "rows.npy", np.arange(n, dtype=np.int64))
+    np.save(d / "labels-class.npy", y.astype(np.int64))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "checkpoint_sha": weights_sha256(run_dir),
+        "model_kind": "vae",
+        "latent_shape": [dim],
+        "source": {"spec": spec, "hash": source_hash, "n": n, "label_names": {"class": names}},
+        "split": "all",
+        "n": n,
+        "dim": dim,
+        "rows_done": n,
+        "complete": True,
+        **extra,
+    }
+    (d / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return d
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run with three stores: 120k synthetic latents, the digits themselves, a stale one."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    ds = load_dataset("digits")
+    torch.manual_seed(0)
+    config = make_config("vae", input_shape=ds.input_shape, latent_dim=3, hidden_dim=16)
+    run_dir = root / "run"
+    save_checkpoint(build_model(config), config, run_dir, train={"epochs": 1}, data=data_info(ds))
+    z, y = make_blobs(N_BIG, n_features=16, centers=5, random_state=0)
+    names = [f"c{i}" for i in range(5)]
+    write_store(run_dir, "big", z, y, names, spec="npy:/nowhere/images.npy", source_hash="h")
+    src = open_source("digits")
+    z_small, _ = make_blobs(len(src), n_features=3, centers=10, random_state=1)
+    write_store(
+        run_dir, "digits", z_small, src.y, list(src.label_names[src.primary]),
+        spec="digits", source_hash=src.content_hash,
+    )  # fmt: skip
+    stale = write_store(run_dir, "stale", z_small, src.y, names, spec="digits", source_hash="x")
+    manifest = json.loads((stale / MANIFEST_NAME).read_text())
+    (stale / MANIFEST_NAME).write_text(json.dumps({**manifest, "checkpoint_sha": "0" * 16}))
+    return root
+
+
+def page(monkeypatch, root: Path, store: str | None = None) -> AppTest:
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(root))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[state.RUN_DIR] = str(root / "run")
+    at.run(timeout=60)
+    if store is not None:
+        path = str(root / "run" / STORES_DIR / store)
+        at.sidebar.selectbox(key=state.LM_SOURCE).set_value(path).run(timeout=60)
+    return at
+
+
+def lines(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def customdata(trace: dict) -> list[int]:
+    """Plotly's JSON encodes numpy arrays as ``{"dtype": ..., "bdata": base64}``."""
+    data = trace["customdata"]
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+    return list(data)
+
+
+def chart(at: AppTest) -> dict:
+    (element,) = at.get("plotly_chart")
+    return json.loads(element.proto.spec)
+
+
+def test_dataset_stays_the_default_and_stores_are_offered(monkeypatch, root):
+    at = page(monkeypatch, root)
+    assert not at.exception
+    select = at.sidebar.selectbox(key=state.LM_SOURCE)
+    assert select.value == ""  # today's behaviour: the run's dataset
+    assert "the run's dataset" in select.options
+    assert any(o.startswith("big (120,000 × 16)") for o in select.options)
+    assert any("stale (not usable)" in o for o in select.options)
+    assert "Showing **1,797** of **1,797** points" in lines(at)
+
+
+def test_big_store_shows_the_density_tier(monkeypatch, root):
+    at = page(monkeypatch, root, "big")
+    assert not at.exception
+    assert not at.error
+    text = lines(at)
+    assert "exact PCA on 120,000 points" in text
+    assert f"Showing **5,000** of **{N_BIG:,}** points as selectable markers" in text
+    fig = chart(at)
+    assert {t["type"] for t in fig["data"]} == {"scattergl"}
+    assert len(fig["data"]) == 5  # one trace per class of the sample
+    assert fig["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
+    assert len(json.dumps(fig)) < 1_500_000  # the payload does not grow with the points
+    manifest = json.loads(at.json[0].value)
+    assert manifest["info"]["tier"] == "exact"
+    assert list((root / "run" / STORES_DIR / "big" / "projections").glob("pca-*.json"))
+    # a selection of a store whose source is gone: ids and labels, and why there are no images
+    shown = customdata(fig["data"][0])[:2]  # ids of sampled points (others are not on the map)
+    points = [{"customdata": i} for i in shown]
+    at.session_state[state.LMS_CHART] = {"selection": {"points": points, "box": [], "lasso": []}}
+    at.run(timeout=60)
+    assert not at.exception
+    assert any("Images not shown" in w.value for w in at.warning)
+    assert "cannot be read" in at.warning[0].value
+    (table,) = at.dataframe
+    assert table.value["selected"].str.startswith(f"id {shown[0]} · class c").any()
+
+
+def test_small_store_shows_every_point_and_a_gallery(monkeypatch, root):
+    at = page(monkeypatch, root, "digits")
+    assert not at.exception
+    assert "Showing **1,797** of **1,797** points (all, selectable)" in lines(at)
+    fig = chart(at)
+    assert "images" not in fig["layout"]  # no raster below 100,000 points
+    assert len(fig["data"]) == 10
+    points = [{"customdata": i} for i in (3, 1200)]
+    at.session_state[state.LMS_CHART] = {"selection": {"points": points, "box": [], "lasso": []}}
+    at.run(timeout=60)
+    assert not at.exception
+    assert any("Showing 2 of 2 selected" in c.value for c in at.caption)
+    gallery = str(at.get("image")[0].proto)
+    y = open_source("digits").y
+    assert f"id 3 · class {y[3]}" in gallery
+    assert f"id 1200 · class {y[1200]}" in gallery
+    path = str(root / "run" / STORES_DIR / "digits")
+    x, _, why = bigmap.store_images(path, bigmap._version(path), (3, 1200))
+    assert why is None
+    np.testing.assert_array_equal(x, open_source("digits").read(np.array([3, 1200])))
+
+
+def test_stale_store_is_a_message_not_an_exception(monkeypatch, root):
+    at = page(monkeypatch, root, "stale")
+    assert not at.exception
+    assert "cannot be shown" in at.warning[0].value
+    assert "stale" in at.warning[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_tiered_projection_is_fitted_in_the_background(monkeypatch, root):
+    # the real tiered path with a small sample, so the test stays fast (UMAP at 50k: minutes)
+    fast = partial(tiers.project_tiered, params={"max_iter": 250})
+    monkeypatch.setattr(
+        bigmap, "project_tiered", lambda *a, **kw: fast(*a, **{**kw, "sample_size": 400})
+    )
+    at = page(monkeypatch, root, "big")
+    at.sidebar.selectbox(key=state.LMS_METHOD).set_value("tsne")
+    at.sidebar.button[0].click().run(timeout=60)
+    assert not at.exception
+    assert "in the background" in at.info[0].value
+    assert "exact PCA" in lines(at)  # PCA meanwhile
+    deadline = time.monotonic() + 120
+    while at.info and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run(timeout=60)
+    assert not at.info
+    text = lines(at)
+    assert "t-SNE fitted on a stratified sample of 400 points; the other 119,600 placed" in text
+    info = json.loads(at.json[0].value)["info"]
+    assert info["placement"]["k"] == 15
+    assert info["sample"]["rule"] == "stratified by label, seed 0"
+
+
+def test_store_projection_cache_hits_and_recomputes_for_another_store(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.safetensors").write_bytes(b"weights")
+    z, y = make_blobs(300, n_features=4, centers=3, random_state=0)
+    d = write_store(run_dir, "s", z, y, ["a", "b", "c"], spec="x", source_hash="h")
+    store = open_store(d)
+    coords, manifest, hit = bigmap.cached_store_projection(store, "pca")
+    assert not hit
+    assert manifest["cached"] is True
+    np.testing.assert_allclose(coords, tiers.project_tiered(z, "pca")[0], atol=1e-5)
+    again, _, hit = bigmap.cached_store_projection(store, "pca")
+    assert hit
+    np.testing.assert_array_equal(again, coords)
+    # the same folder re-encoded by other weights: the old map is not served
+    m = json.loads((d / MANIFEST_NAME).read_text())
+    (d / MANIFEST_NAME).write_text(json.dumps({**m, "checkpoint_sha": "f" * 16}))
+    _, manifest, hit = bigmap.cached_store_projection(open_store(d), "pca")
+    assert not hit
+    assert "made from another store (checkpoint_sha" in manifest["recomputed_because"]
+    # a truncated array file is recomputed, not served; then it is served again
+    for path in (d / "projections").glob("pca-*.npy"):
+        path.write_bytes(path.read_bytes()[:100])
+    _, _, hit = bigmap.cached_store_projection(open_store(d), "pca", compute=False)
+    assert not hit
+    fresh, _, hit = bigmap.cached_store_projection(open_store(d), "pca")
+    assert not hit
+    np.testing.assert_array_equal(fresh, coords)
+    assert bigmap.cached_store_projection(open_store(d), "pca")[2]
