@@ -1,0 +1,97 @@
+"""AppTest of the Large datasets page: encode a dataset into a latent store from the app (a real
+``python -m lsx encode`` subprocess), see it listed, and get messages for bad input."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lsx.app import state, stores
+from lsx.app.cache import THREADS_ENV
+from lsx.latentstore import open_store
+from tests.app.test_latent_map_page import make_run
+
+PAGE = str(Path(__file__).parents[2] / "pages" / "8_large_datasets.py")
+
+
+def page(monkeypatch: pytest.MonkeyPatch, root: Path, run_dir: Path) -> AppTest:
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(root))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[state.RUN_DIR] = str(run_dir)
+    return at.run(timeout=60)
+
+
+def wait_for(run_dir: Path, states: tuple[str, ...], timeout: float = 90.0) -> stores.EncodeJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = stores.encode_jobs(run_dir)
+        if jobs and jobs[0].state in states:
+            return jobs[0]
+        time.sleep(0.3)
+    raise AssertionError(f"no job reached {states}: {stores.encode_jobs(run_dir)}")
+
+
+def submit(at: AppTest, spec: str) -> AppTest:
+    at.text_input(key=stores.ST_SPEC).set_value(spec)
+    next(b for b in at.button if "Encode" in b.label).click()
+    return at.run(timeout=60)
+
+
+def test_encode_from_the_app_lists_the_store(monkeypatch, tmp_path):
+    run_dir = make_run(tmp_path)
+    at = page(monkeypatch, tmp_path, run_dir)
+    assert not at.exception
+    assert any("no latent store" in i.value for i in at.info)
+    assert at.text_input(key=stores.ST_SPEC).value == "digits"  # the run's own data by default
+    at = submit(at, "digits")
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    job = wait_for(run_dir, ("done", "failed"))
+    assert job.state == "done", job.log_tail
+    assert (job.rows_done, job.n) == (1797, 1797)
+    store = open_store(job.store_dir)
+    assert store.z.shape == (1797, 3)
+    at = page(monkeypatch, tmp_path, run_dir)
+    table = at.dataframe[0].value
+    assert list(table["points"]) == [1797]
+    assert "ready" in table["status"][0]
+    assert not at.exception
+
+
+def test_bad_specs_get_messages_and_the_page_keeps_serving(monkeypatch, tmp_path):
+    run_dir = make_run(tmp_path)
+    at = page(monkeypatch, tmp_path, run_dir)
+    at = submit(at, f"npy:{tmp_path / 'missing.npy'}")
+    assert not at.exception
+    assert "missing.npy" in at.error[0].value
+    # images of the wrong size: the subprocess fails and the page shows why
+    np.save(tmp_path / "big.npy", np.zeros((50, 16, 16), dtype=np.uint8))
+    at = submit(at, f"npy:{tmp_path / 'big.npy'}")
+    assert not at.exception
+    job = wait_for(run_dir, ("failed", "done"))
+    assert job.state == "failed"
+    assert "16" in job.message, job.message
+    at = page(monkeypatch, tmp_path, run_dir)
+    assert not at.exception
+
+
+def test_a_second_encode_of_the_same_store_is_refused_while_running(tmp_path):
+    run_dir = make_run(tmp_path)
+    rng = np.random.default_rng(0)
+    path = tmp_path / "many.npy"
+    np.save(path, rng.integers(0, 255, size=(400_000, 8, 8), dtype=np.uint8))
+    store_dir = stores.start_encode(run_dir, f"npy:{path}", "all", 256, 0)
+    try:
+        with pytest.raises(Exception, match="already being encoded"):
+            stores.start_encode(run_dir, f"npy:{path}", "all", 256, 0)
+    finally:
+        job = next(j for j in stores.encode_jobs(run_dir) if j.store_dir == store_dir)
+        stores.stop_encode(job)
+    job = wait_for(run_dir, ("stopped", "done", "failed"))
+    assert job.state == "stopped", job.log_tail  # stopped on request: not shown as a failure
+    assert "resume" in job.message
