@@ -121,13 +121,26 @@ def _train(args: argparse.Namespace) -> int:
         return _train_run(args, Path(args.out) / name, train_cfg, header, ctx)
 
 
+LAZY_FOLDER_ABOVE = 20_000  # a folder with more images than this is read lazily without --lazy
+
+
 def _open_data(spec: str, image_size: int | None, lazy: bool) -> Any:
-    """A Dataset in memory, or a lazy ImageSource for ``npy:`` (and ``folder:`` with --lazy)."""
+    """A Dataset in memory, or a lazy ImageSource for ``npy:``, ``folder:`` with --lazy, and
+    folders of more than LAZY_FOLDER_ABOVE images (listing a folder decodes nothing)."""
     from lsx.data import load_dataset
-    from lsx.data.lazy import NPY_PREFIX, open_source
+    from lsx.data.lazy import FOLDER_PREFIX, NPY_PREFIX, open_source
 
     if spec.startswith(NPY_PREFIX) or lazy:
         return open_source(spec, image_size=image_size)
+    if spec.startswith(FOLDER_PREFIX):
+        source = open_source(spec, image_size=image_size)
+        if len(source) > LAZY_FOLDER_ABOVE:
+            print(
+                f"note: {len(source):,} images: read on demand, batch by batch, instead of "
+                "loaded whole (pass --workers N to decode them in N processes)",
+                file=sys.stderr,
+            )
+            return source
     return load_dataset(spec, image_size=image_size)
 
 

@@ -67,6 +67,7 @@ from lsx.data.lazy import ImageSource, torch_dataset
 from lsx.distributed import DistContext, check_global_batch
 from lsx.errors import ConfigError, LsxError, TrainingError
 from lsx.losses import check_objective, objective
+from lsx.models.base import trusted_inputs
 
 Callback = Callable[[dict[str, Any]], None]
 EVAL_CHUNK = 1024  # test rows per forward pass in evaluate()
@@ -548,6 +549,7 @@ class Trainer:
             run_lock(self.run_dir) if main else contextlib.nullcontext(),
             _matmul_precision(self.device, self.config.precision),
             autocast_networks(self.model, self.device.type, self.config.precision == "bf16"),
+            trusted_inputs(),  # no isfinite(x) read-back per loss call; the NaN guard catches it
         ):
             try:
                 return self._fit()

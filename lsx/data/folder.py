@@ -153,7 +153,9 @@ def _list_files(
             if total > max_files:  # stop listing at once: a folder may hold millions of files
                 raise DatasetError(
                     f"{root} holds more than {max_files:,} files in its class subfolders; lsx "
-                    "loads at most that many at once. Use a smaller subset of the images."
+                    "loads at most that many into memory. Read it on demand instead: train "
+                    "with `python -m lsx train --lazy ...`, encode it with `python -m lsx "
+                    "encode --data folder:PATH`, or use a subset of the images."
                 )
             paths.append(Path(entry.path))
         files[class_dir.name] = sorted(paths)
@@ -181,7 +183,8 @@ def _check_memory(root: Path, n_files: int, image_size: int) -> None:
         raise DatasetError(
             f"Loading {n_files:,} images of {root} at {image_size}x{image_size} would need "
             f"{need / 2**30:.1f} GiB; the limit is {MAX_ARRAY_BYTES / 2**30:.0f} GiB. Use a "
-            "smaller image_size or fewer images."
+            "smaller image_size, or read it on demand (`python -m lsx train --lazy ...`, "
+            "`python -m lsx encode --data folder:PATH`)."
         )
 
 
