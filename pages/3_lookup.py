@@ -2,7 +2,8 @@
 
 Upload images (PNG, JPEG, WebP, BMP): each is shown as the model sees it, with its predicted
 cluster (distance, margin, percentile, OOD flag), its reconstruction and residual, its nearest
-training images, and its place on the latent map. Configured (sae) checkpoints also answer text
+training images (or, searching one of the run's latent stores, its nearest images among up to
+millions), and its place on the latent map. Configured (sae) checkpoints also answer text
 queries such as "red stripes" without a language model.
 """
 
@@ -33,7 +34,7 @@ st.markdown(
 )
 try:
     clusters.metrics_card(run_dir, sha, ds)
-    spec, k = clusters.search_controls(ds)
+    spec, k = clusters.search_controls(run_dir, ds)
 except LsxError as err:
     st.error(str(err))
     st.stop()

@@ -21,6 +21,7 @@ from lsx.analysis.clusters import (
     place_by_neighbours,
 )
 from lsx.analysis.embedding import embed
+from lsx.analysis.knn import KnnIndex
 from lsx.errors import DataShapeError
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's convert("L")
@@ -53,7 +54,11 @@ class ImageLookup:
 
 
 def lookup_images(
-    model: nn.Module, space: ClusterSpace, x: np.ndarray, z_db: np.ndarray, k: int = 8
+    model: nn.Module,
+    space: ClusterSpace,
+    x: np.ndarray,
+    z_db: np.ndarray | KnnIndex,
+    k: int = 8,
 ) -> ImageLookup:
     """Encode images, find their clusters and their ``k`` nearest database points.
 
@@ -64,12 +69,21 @@ def lookup_images(
     space : ClusterSpace
         Calibrated on the model's training latents.
     x : ndarray of shape (n, *input_shape)
-    z_db : ndarray of shape (n_db, latent_numel)
-        Latents of the database to search (e.g. the training split).
+    z_db : ndarray of shape (n_db, latent_numel), or a KnnIndex
+        Latents of the database to search (e.g. the training split), or an index built once
+        over them (:func:`lsx.analysis.knn.build_index`, e.g. over a latent store's ``z``).
     k : int
     """
     emb = embed(model, x)
-    ids, dist = nearest_samples(emb.z, z_db, k)
+    if isinstance(z_db, KnnIndex):  # reused across queries: only searched, never rebuilt
+        if z_db.dim != emb.z.shape[1]:
+            raise DataShapeError(
+                f"The index holds {z_db.dim}-dimensional latents but the model encodes to "
+                f"{emb.z.shape[1]}; search a store encoded by this checkpoint."
+            )
+        ids, dist = z_db.query(emb.z, max(1, min(int(k), z_db.n_db)))
+    else:
+        ids, dist = nearest_samples(emb.z, z_db, k)
     return ImageLookup(emb.z, emb.recon_error, lookup(space, emb.z), ids, dist)
 
 

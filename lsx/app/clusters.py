@@ -4,11 +4,18 @@ cluster colourings, sanity table). Pages stay thin: they call the functions here
 Caches follow ``lsx.app.cache``: bounded ``st.cache_data`` with str/int keys, values produced by
 lsx only; the model comes from ``cache.load_run`` and is never changed. Uploads are decoded and
 checked per file (``lsx.data.uploads``): a bad file gets its own message and the others go on.
+
+Lookup also searches a run's latent stores (``lsx.latentstore``, 10^5-10^6 images): the kNN index
+over a store's ``z`` is built once per store version and shared by every session
+(``st.cache_resource``; queries only read it), the store's arrays stay read-only memory maps, and
+the neighbours' images are read from the store's source on demand.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +40,7 @@ from lsx.analysis.clusters import (
     overlap_warnings,
 )
 from lsx.analysis.embedding import encode_array, reconstruct_array
+from lsx.analysis.knn import HNSW_EF_SEARCH, HNSW_M, KnnIndex, build_index
 from lsx.analysis.lookup import (
     ImageLookup,
     adapt_images,
@@ -48,6 +56,7 @@ from lsx.data.images import MAX_BYTES
 from lsx.data.uploads import MAX_UPLOAD_FILES, UPLOAD_EXTENSIONS, PreparedImage, prepare_upload
 from lsx.data.vocabulary import vocabulary_for
 from lsx.errors import LsxError
+from lsx.latentstore import MANIFEST_NAME, STORES_DIR, LatentStore, list_stores, open_store
 from lsx.viz.clusters import add_centers, add_queries, distance_profile
 from lsx.viz.images import decode_triptych, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
@@ -55,6 +64,7 @@ from lsx.viz.latent import latent_scatter
 MAP_CAP = 3000  # training points drawn under the uploads
 MISASSIGNED_SHOWN = 8
 GALLERY_PX = 56
+STORE_PREFIX = "store:"  # "Search in" value of a latent store: the prefix + its folder
 
 
 # ------------------------------------------------------------------------------ cached data
@@ -157,6 +167,163 @@ def database_images(run_dir: str, sha: str, spec: str, ids: Sequence[int]) -> np
     return adapt_images(other.x_train[np.asarray(ids, dtype=np.int64)], tuple(config.input_shape))
 
 
+# ------------------------------------------------------------------------------ latent stores
+
+
+@dataclass(frozen=True, eq=False)
+class StoreSearch:
+    """A latent store opened read-only and the kNN index over its ``z`` (built once)."""
+
+    store: LatentStore
+    index: KnnIndex
+    build_s: float
+
+    @property
+    def description(self) -> str:
+        """Which search runs, e.g. ``exact (FAISS flat) over 1,000,000 vectors``."""
+        n = f"{self.index.n_db:,} vectors"
+        if self.index.method == "hnsw":
+            return f"HNSW (approximate; FAISS, M={HNSW_M}, efSearch={HNSW_EF_SEARCH}) over {n}"
+        return f"exact ({'FAISS flat' if self.index.backend == 'faiss' else 'NumPy'}) over {n}"
+
+
+def _stores_stamp(run_dir: str) -> tuple[tuple[str, int], ...]:
+    """mtimes of the weights and of every store manifest: a change means "list again"."""
+    out = []
+    for path in [Path(run_dir) / "model.safetensors", *Path(run_dir, STORES_DIR).glob("*/*.json")]:
+        try:
+            out.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(sorted(out))
+
+
+def _short(spec: str, width: int = 48) -> str:
+    return spec if len(spec) <= width else f"{spec[:6]}…{spec[-(width - 7) :]}"
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _store_list(run_dir: str, stamp: tuple) -> list[tuple[str, str, str | None]]:
+    out = []
+    for entry in list_stores(Path(run_dir)):  # usable = complete and from the current weights
+        if isinstance(entry, LatentStore):
+            label = f"store: {entry.path.name} ({entry.n:,} images, {_short(entry.spec)})"
+            out.append((STORE_PREFIX + str(entry.path), label, None))
+        else:
+            out.append((STORE_PREFIX + str(entry[0]), f"store: {entry[0].name}", entry[1]))
+    return out
+
+
+def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
+    """``(choice value, label, reason or None)`` per latent store of the run; a reason (stale,
+    incomplete, corrupt) means it is not searched."""
+    return _store_list(run_dir, _stores_stamp(run_dir))
+
+
+def _manifest_key(path: str) -> str:
+    """sha256 of the store's manifest: it changes whenever the store is encoded again."""
+    try:
+        return hashlib.sha256((Path(path) / MANIFEST_NAME).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+@st.cache_resource(
+    max_entries=2, show_spinner="Indexing the latent store (once per store version) ..."
+)
+def _store_search(path: str, manifest_key: str, sha: str) -> StoreSearch:
+    """Open the store (refused when stale) and index its ``z``: read from the memory map once by
+    the build; queries only read the index, so one index serves every session."""
+    store = open_store(Path(path), checkpoint_sha=sha)
+    start = time.perf_counter()
+    index = build_index(store.z, n_queries=MAX_UPLOAD_FILES, threads=cache.configure_torch())
+    return StoreSearch(store, index, time.perf_counter() - start)
+
+
+def store_search(sha: str, choice: str) -> StoreSearch:
+    """The cached search of the store named by a "Search in" value (``STORE_PREFIX + path``)."""
+    path = choice[len(STORE_PREFIX) :]
+    return _store_search(path, _manifest_key(path), sha)
+
+
+def _source_stamp(spec: str) -> str:
+    """Cheap freshness of a lazy source's path (size, mtime), so a moved file is noticed."""
+    from lsx.data.lazy import LAZY_PREFIXES
+
+    prefix = next((p for p in LAZY_PREFIXES if spec.startswith(p)), None)
+    if prefix is None:
+        return ""  # a built-in dataset
+    try:
+        stat = Path(spec[len(prefix) :].strip()).stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the neighbours' images ...")
+def store_images(
+    path: str, manifest_key: str, source_stamp: str, ids: tuple[int, ...], shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, str | None]:
+    """Images of store rows read lazily from the store's source, as the model sees them; or
+    None and what went wrong (source moved, changed or unreadable) and what to do."""
+    from lsx.data.lazy import FOLDER_PREFIX, open_source
+
+    store = open_store(Path(path))
+    size = store.manifest["source"].get("input_shape", [None])[-1]
+    redo = (
+        "Put it back where it was, or encode the data from its new place (Large datasets page, "
+        "or `python -m lsx encode --run RUN --data SPEC`) and search that store"
+    )
+    try:
+        source = open_source(
+            store.spec, image_size=size if store.spec.startswith(FOLDER_PREFIX) else None
+        )
+        if source.content_hash != store.source_hash:
+            return None, f"the source {store.spec!r} changed since it was encoded. {redo}."
+        x = source.read(np.asarray(store.rows[np.asarray(ids, dtype=np.int64)]))
+    except (LsxError, OSError) as err:
+        return None, f"the source {store.spec!r} cannot be read ({err}). {redo}."
+    return (x if x.shape[1:] == tuple(shape) else adapt_images(x, tuple(shape))), None
+
+
+def store_gallery(run_dir: str, sha: str, choice: str, ids: np.ndarray, dist: np.ndarray) -> None:
+    """The nearest store images of one upload; ids, labels and distances when the source is
+    gone."""
+    search = store_search(sha, choice)
+    store = search.store
+    idx = np.asarray(ids, dtype=np.int64)
+    labels = {a: np.asarray(store.labels[a][idx]) for a in store.label_names}
+    names = store.label_names[store.primary]
+    st.markdown(f"**{len(idx)} nearest images** of `{store.path.name}` in latent space")
+    _, config = cache.load_run(run_dir, sha)
+    x, why = store_images(
+        str(store.path), _manifest_key(str(store.path)), _source_stamp(store.spec),
+        tuple(int(i) for i in idx), tuple(config.input_shape),
+    )  # fmt: skip
+    if x is None:
+        st.warning(f"Images not shown: {why}. The neighbours' ids, labels and distances:")
+        rows = np.asarray(store.rows[idx])
+        st.dataframe(
+            [
+                {"store id": int(i), "source row": int(r), "distance": round(float(d), 4)}
+                | {a: store.label_names[a][int(v[j])] for a, v in labels.items()}
+                for j, (i, r, d) in enumerate(zip(idx, rows, dist, strict=True))
+            ],
+            hide_index=True,
+        )
+        return
+    s = scale_for(x.shape[2], GALLERY_PX)
+    y = labels[store.primary]
+    st.image(
+        [to_uint8(g, scale=s) for g in x],
+        caption=[
+            f"store #{i} · {names[int(c)]} · d {d:.3f}"
+            for i, c, d in zip(idx, y, dist, strict=True)
+        ],
+        output_format="PNG",
+    )
+
+
 # ------------------------------------------------------------------------------ uploads
 
 
@@ -209,20 +376,39 @@ def uploader() -> list[Any]:
     return files
 
 
-def search_controls(ds: Dataset) -> tuple[str, int]:
-    """Where to search (this run's data or another dataset) and how many neighbours."""
+def search_controls(run_dir: str, ds: Dataset) -> tuple[str, int]:
+    """Where to search (this run's data, another dataset, or one of the run's latent stores)
+    and how many neighbours."""
     others = [name for name in DATASETS if name != ds.spec]
+    stores = run_stores(run_dir)
+    usable = {value: label for value, label, why in stores if why is None}
+    options = ["", *others, *usable]
+    chosen = st.session_state.get(state.LU_DB)
+    if chosen not in options:  # e.g. a store deleted or made stale since it was chosen
+        st.session_state[state.LU_DB] = ""
+        if isinstance(chosen, str) and chosen.startswith(STORE_PREFIX):
+            st.warning(
+                f"The latent store {Path(chosen[len(STORE_PREFIX) :]).name} is no longer usable; "
+                "searching the training split. See the Large datasets page."
+            )
     left, right = st.columns([3, 1])
     left.selectbox(
         "Search in",
-        ["", *others],
+        options,
         key=state.LU_DB,
         format_func=lambda s: (
-            f"{s} (cross-dataset, adapted)" if s else f"{ds.spec} (training split)"
+            usable.get(s)
+            or (f"{s} (cross-dataset, adapted)" if s else f"{ds.spec} (training split)")
         ),
-        help="Another dataset's images are resized and converted to the model's input.",
+        help="Another dataset's images are resized and converted to the model's input. A latent "
+        "store (Large datasets page) is searched with a kNN index built once per store.",
     )
     right.number_input("Neighbours", min_value=1, max_value=32, step=1, key=state.LU_K)
+    stale = [(label, why) for _, label, why in stores if why is not None]
+    if stale:
+        with st.expander(f"{len(stale)} latent store(s) of this run not offered"):
+            for label, why in stale:
+                st.markdown(f"- **{label}**: {why}")
     return str(st.session_state[state.LU_DB]), int(st.session_state[state.LU_K])
 
 
@@ -234,9 +420,35 @@ def look_up(
     if not ok:
         return None
     model, _ = cache.load_run(run_dir, sha)
-    z_db, _ = database(run_dir, sha, ds.content_hash, spec)
     x = np.stack([p.x for p in ok])
-    return lookup_images(model, space(run_dir, sha, ds.content_hash), x, z_db, k)
+    sp = space(run_dir, sha, ds.content_hash)
+    if not spec.startswith(STORE_PREFIX):
+        z_db, _ = database(run_dir, sha, ds.content_hash, spec)
+        return lookup_images(model, sp, x, z_db, k)
+    search = store_search(sha, spec)
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+    key = _manifest_key(spec[len(STORE_PREFIX) :])
+    result, seconds = _store_lookup(run_dir, sha, ds.content_hash, spec, key, digest, k, _x=x)
+    st.caption(
+        f"Searched **{search.description}** of `{search.store.path.name}`: {len(x)} upload(s) "
+        f"encoded and looked up in {1e3 * seconds:.0f} ms (kept for these uploads); the index "
+        f"was built once for this store version in {search.build_s:.2f} s. Predicted clusters "
+        "come from the run's own cluster space."
+    )
+    return result
+
+
+@st.cache_data(max_entries=16, show_spinner="Searching the latent store ...")
+def _store_lookup(
+    run_dir: str, sha: str, data_hash: str, choice: str, key: str, digest: str, k: int, *, _x
+) -> tuple[ImageLookup, float]:
+    """One lookup of these uploads (``digest`` of their pixels) in a store, kept so that reruns
+    (choosing another upload's details) do not search 10^6 vectors again."""
+    model, _ = cache.load_run(run_dir, sha)
+    search = store_search(sha, choice)
+    start = time.perf_counter()
+    result = lookup_images(model, space(run_dir, sha, data_hash), _x, search.index, k)
+    return result, time.perf_counter() - start
 
 
 def results_table(uploads: list[Upload], result: ImageLookup | None) -> None:
@@ -281,8 +493,11 @@ def details(
     cols = st.columns(len(result.results))
     for col, res, attr in zip(cols, result.results, sp.attributes, strict=True):
         col.plotly_chart(distance_profile(res, i, attr.radii), key=f"lu_profile_{res.name}")
-    _, captions = database(run_dir, sha, ds.content_hash, spec)
     ids = result.neighbour_ids[i]
+    if spec.startswith(STORE_PREFIX):
+        store_gallery(run_dir, sha, spec, ids, result.neighbour_dist[i])
+        return
+    _, captions = database(run_dir, sha, ds.content_hash, spec)
     gallery = database_images(run_dir, sha, spec, ids)
     s = scale_for(gallery.shape[2], GALLERY_PX)
     st.markdown(f"**{len(ids)} nearest images** in latent space")
