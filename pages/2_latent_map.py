@@ -3,7 +3,7 @@
 Select points (box or lasso) to see them beside their reconstructions; the decode panel shows
 any sample's input, reconstruction and residual. The map shows the run's dataset, or one of the
 run's latent stores (up to millions of points: tiered projections, a density raster above
-100,000 points; lsx.app.bigmap). Cluster centres and spheres (configured for sae
+50,000 points; lsx.app.bigmap). Cluster centres and spheres (configured for sae
 runs, class centroids otherwise) and a cluster sanity table check the clusters in latent space.
 """
 

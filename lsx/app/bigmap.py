@@ -19,6 +19,7 @@ Two layers:
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import time
@@ -42,7 +43,10 @@ from lsx.viz.latent import latent_scatter
 
 PROJECTIONS_DIR = "projections"
 FORMAT_VERSION = 1
-SCATTER_MAX = 100_000  # above this many points: density raster + per-class sample (B.4)
+# Up to this many points every point is a WebGL marker with box/lasso; above it, a density
+# raster of all plus a per-class sample (field-notes.md D.2: "<= ~50k points -> scattergl";
+# B.4: lasso gets sluggish towards 10^5-10^6). At 50,000 the chart is about 0.8 MB of JSON.
+SCATTER_MAX = 50_000
 DENSITY_SAMPLE = 5_000  # selectable points drawn over the raster
 GALLERY_CAP = 32
 AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
@@ -212,7 +216,6 @@ class StoreFrame:
     codes: np.ndarray  # (n_shown,) class codes of the colour attribute
     categories: tuple[str, ...]
     color_title: str
-    hover: list[str]
     grid: DensityGrid | None  # every point, when the map is a density raster
     n_shown: int
     n_total: int
@@ -224,29 +227,26 @@ class StoreFrame:
 def make_frame(
     store: LatentStore, coords: np.ndarray, manifest: dict[str, Any], attr: str
 ) -> StoreFrame:
-    """Points, colours and hover of a store map: all points up to ``SCATTER_MAX``, else a
-    density grid of all plus a per-class sample of ``DENSITY_SAMPLE`` (seed 0)."""
+    """Points and colours of a store map: all points up to ``SCATTER_MAX``, else a density grid
+    of all plus a per-class sample of ``DENSITY_SAMPLE`` (seed 0).
+
+    No per-point hover strings: the figure's hover is a template over the ids in ``customdata``
+    and the class (the trace's name), so the payload is about 16 bytes per point (float32 x and
+    y, int32 id, sent as binary); the reconstruction error is in the selection's captions.
+    """
     codes_all = np.asarray(store.labels[attr])  # (n,) read from the memmap once
     n = store.n
     dense = n > SCATTER_MAX
     keep = sample_per_class(codes_all, DENSITY_SAMPLE, seed=0) if dense else np.arange(n)
-    names = np.asarray(store.label_names[attr], dtype=object)
-    rows, err = np.asarray(store.rows[keep]), np.asarray(store.recon_error[keep])
-    hover = [
-        f"id {i} · source row {r}<br>{attr}: {name}<br>error: {e:.4g}"
-        for i, r, name, e in zip(
-            keep.tolist(), rows.tolist(), names[codes_all[keep]], err.tolist(), strict=True
-        )
-    ]
+    n_classes = len(store.label_names[attr])
     info = manifest.get("info", {})
     return StoreFrame(
-        coords=np.asarray(coords[keep]),
-        ids=keep.astype(np.int64),
+        coords=np.asarray(coords[keep], dtype=np.float32),
+        ids=keep.astype(np.int32 if n < 2**31 else np.int64),  # 4 bytes per id in the chart
         codes=codes_all[keep],
         categories=tuple(store.label_names[attr]),
         color_title=attr,
-        hover=hover,
-        grid=density_grid(coords, codes_all, n_classes=len(names)) if dense else None,
+        grid=density_grid(coords, codes_all, n_classes=n_classes) if dense else None,
         n_shown=len(keep),
         n_total=n,
         tier_text=str(info.get("describe", "")),
@@ -255,19 +255,35 @@ def make_frame(
     )
 
 
+def hover_template(attr: str, class_name: str | None) -> str:
+    """Hover of one trace: the point's id (its ``customdata``) and its class.
+
+    ``class_name`` None (one trace coloured by code, > 30 classes): the code is shown.
+    """
+    label = html.escape(class_name) if class_name is not None else "code %{marker.color}"
+    return f"id %{{customdata}}<br>{html.escape(attr)}: {label}<extra></extra>"
+
+
 def store_figure(frame: StoreFrame, uirevision: str | None = None) -> go.Figure:
-    """Scattergl of every point (scatter tier) or density raster + sample (density tier)."""
+    """Scattergl of every point (scatter tier) or density raster + sample (density tier).
+
+    One ``Scattergl`` trace per class (up to 30 classes); every trace's hover is a template
+    (:func:`hover_template`), never one string per point.
+    """
     prefix = AXIS_PREFIX.get(frame.method, frame.method)
     common = dict(
         categories=frame.categories,
         color_title=frame.color_title,
-        hover=frame.hover,
         axis_titles=(f"{prefix} 1", f"{prefix} 2"),
         uirevision=uirevision,
     )
     if frame.grid is None:
-        return latent_scatter(frame.coords, frame.ids, color=frame.codes, **common)
-    return density_map(frame.grid, frame.coords, frame.ids, sample_codes=frame.codes, **common)
+        fig = latent_scatter(frame.coords, frame.ids, color=frame.codes, **common)
+    else:
+        fig = density_map(frame.grid, frame.coords, frame.ids, sample_codes=frame.codes, **common)
+    for trace in fig.data:
+        trace.hovertemplate = hover_template(frame.color_title, trace.name)
+    return fig
 
 
 def headline(frame: StoreFrame) -> str:
@@ -383,7 +399,11 @@ def store_images(
     store = _open(path, version)
     idx = np.asarray(ids, dtype=np.int64)
     names = store.label_names[store.primary]
-    captions = [f"id {i} · {store.primary} {names[int(store.y[i])]}" for i in ids]
+    err = np.asarray(store.recon_error[idx])  # not on the map's hover: one string per point
+    captions = [
+        f"id {i} · {store.primary} {names[int(store.y[i])]} · error {e:.3g}"
+        for i, e in zip(ids, err.tolist(), strict=True)
+    ]
     size = store.manifest["source"].get("input_shape", [None])[-1]
     try:
         source = open_source(

@@ -1,6 +1,7 @@
-"""Latent map of a latent store: source choice, scatter tier (< 100k points) with an image gallery,
-density tier (> 100k) with "Showing N of M", tiered projections in the background, stale stores,
-and the projection cache under <store>/projections/."""
+"""Latent map of a latent store: source choice, scatter tier (<= 50k points) with an image gallery,
+density tier (> 50k) with "Showing N of M", a lean chart (hover templates over binary ids, no
+per-point strings), tiered projections in the background, stale stores, and the projection cache
+under <store>/projections/."""
 
 from __future__ import annotations
 
@@ -131,7 +132,12 @@ def test_big_store_shows_the_density_tier(monkeypatch, root):
     assert {t["type"] for t in fig["data"]} == {"scattergl"}
     assert len(fig["data"]) == 5  # one trace per class of the sample
     assert fig["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
-    assert len(json.dumps(fig)) < 1_500_000  # the payload does not grow with the points
+    assert len(json.dumps(fig)) < 300_000  # 5,000 markers + a PNG, whatever the points
+    for trace in fig["data"]:
+        assert "text" not in trace  # no hover string per point
+        assert (
+            trace["hovertemplate"] == f"id %{{customdata}}<br>class: {trace['name']}<extra></extra>"
+        )
     manifest = json.loads(at.json[0].value)
     assert manifest["info"]["tier"] == "exact"
     assert list((root / "run" / STORES_DIR / "big" / "projections").glob("pca-*.json"))
@@ -163,6 +169,7 @@ def test_small_store_shows_every_point_and_a_gallery(monkeypatch, root):
     y = open_source("digits").y
     assert f"id 3 · class {y[3]}" in gallery
     assert f"id 1200 · class {y[1200]}" in gallery
+    assert f"id 3 · class {y[3]} · error " in gallery  # the error moved from hover to captions
     path = str(root / "run" / STORES_DIR / "digits")
     x, _, why = bigmap.store_images(path, bigmap._version(path), (3, 1200))
     assert why is None
@@ -230,3 +237,54 @@ def test_store_projection_cache_hits_and_recomputes_for_another_store(tmp_path):
     assert not hit
     np.testing.assert_array_equal(fresh, coords)
     assert bigmap.cached_store_projection(open_store(d), "pca")[2]
+
+
+def decode(values) -> np.ndarray:
+    """A Plotly JSON array: ``{"dtype", "bdata"}`` (base64 binary) or a list."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
+def test_scatter_tier_ends_at_scatter_max_with_a_lean_chart(tmp_path):
+    """SCATTER_MAX points: every point a marker, ~16 bytes each; one more: the density tier."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.safetensors").write_bytes(b"weights")
+    names = ["zero", "one", "two <b>"]
+    sizes = {"at": bigmap.SCATTER_MAX, "above": bigmap.SCATTER_MAX + 1}
+    figs, frames = {}, {}
+    for name, n in sizes.items():
+        rng = np.random.default_rng(0)
+        z, y = rng.normal(size=(n, 4)), rng.integers(0, 3, n)
+        store = open_store(write_store(run_dir, name, z, y, names, spec="x", source_hash="h"))
+        coords, manifest, _ = bigmap.cached_store_projection(store, "pca")
+        frames[name] = bigmap.make_frame(store, coords, manifest, "class")
+        figs[name] = json.loads(bigmap.store_figure(frames[name]).to_json())
+        if name == "at":
+            at_coords, at_y = coords, y
+    assert bigmap.SCATTER_MAX == 50_000  # field-notes.md D.2
+    fig = figs["at"]
+    assert "images" not in fig["layout"]
+    ids = np.concatenate([decode(t["customdata"]) for t in fig["data"]])
+    np.testing.assert_array_equal(np.sort(ids), np.arange(bigmap.SCATTER_MAX))  # every point
+    for trace in fig["data"]:
+        idx = decode(trace["customdata"])
+        assert decode(trace["x"]).dtype == np.float32
+        np.testing.assert_array_equal(decode(trace["x"]), at_coords[idx, 0])
+        np.testing.assert_array_equal(decode(trace["y"]), at_coords[idx, 1])
+        assert {names[c] for c in at_y[idx]} == {trace["name"]}  # the class is the trace
+        assert "text" not in trace  # no hover string per point
+        assert "hovertext" not in trace
+    template = fig["data"][2]["hovertemplate"]
+    assert template == "id %{customdata}<br>class: two &lt;b&gt;<extra></extra>"  # escaped
+    size = len(json.dumps(fig))
+    assert size < 20 * bigmap.SCATTER_MAX  # x, y float32 + int32 id, base64: ~16 bytes/point
+    assert frames["at"].grid is None
+    assert frames["at"].n_shown == bigmap.SCATTER_MAX
+    above = frames["above"]
+    assert above.grid is not None
+    assert above.n_shown == bigmap.DENSITY_SAMPLE
+    assert above.grid.n_points == bigmap.SCATTER_MAX + 1
+    assert figs["above"]["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
+    assert len(json.dumps(figs["above"])) < size / 3
