@@ -129,7 +129,11 @@ def store_dir_for(run_dir: Path, spec: str, split: str = "all") -> Path:
     """``<run_dir>/stores/<slug>``: a readable slug of spec and split plus a hash of the spec."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}.")
-    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", spec).strip("-.")[-40:] or "data"
+    kind, _, rest = spec.partition(":")
+    # "npy:/very/long/path/big.npy" -> "npy-big.npy": the name, not the path (the hash tells
+    # apart two files of one name; the manifest keeps the whole spec)
+    name = f"{kind}-{Path(rest.rstrip('/')).name}" if rest else spec
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:40] or "data"
     digest = _short_hash(spec)
     return Path(run_dir) / STORES_DIR / f"{readable}-{split}-{digest}"
 
