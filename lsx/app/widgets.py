@@ -358,10 +358,12 @@ def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> Map
         st.number_input(
             "Max points",
             min_value=100,
-            max_value=100_000,
+            max_value=50_000,  # WebGL + lasso stay fluid up to ~5e4 markers (field-notes D.2)
             step=500,
             key=state.LM_CAP,
-            help="Above this, each class keeps its share of a per-class sample (seed 0).",
+            help="Above this, each class keeps its share of a per-class sample (seed 0). For "
+            "more points, encode the data into a store (Large datasets page): its map draws a "
+            "density raster of all of them.",
         )
     return MapSettings(
         method=str(st.session_state[state.LM_METHOD]),
