@@ -270,6 +270,18 @@ def open_store(
     )
 
 
+def stores_stamp(run_dir: Path | str) -> tuple[tuple[str, int], ...]:
+    """mtimes of the run's weights and of every store manifest: when it changes, a cached list
+    of the run's stores is out of date (the app's pickers key their caches by it)."""
+    out = []
+    for path in [Path(run_dir) / "model.safetensors", *Path(run_dir, STORES_DIR).glob("*/*.json")]:
+        try:
+            out.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(sorted(out))
+
+
 def list_stores(run_dir: Path) -> list[LatentStore | tuple[Path, str]]:
     """The stores of a run: an opened :class:`LatentStore` for each usable one, else (path, why).
 

@@ -36,7 +36,13 @@ from lsx.analysis.projection import PROJECTIONS, check_request, sample_per_class
 from lsx.analysis.tiers import DEFAULT_K, plan_projection, project_tiered, resolve_backend
 from lsx.checkpoint import atomic_write_bytes, atomic_write_json
 from lsx.errors import LsxError
-from lsx.latentstore import MANIFEST_NAME, STORES_DIR, LatentStore, list_stores, open_store
+from lsx.latentstore import (
+    MANIFEST_NAME,
+    LatentStore,
+    list_stores,
+    open_store,
+    stores_stamp,
+)
 from lsx.store import library_versions
 from lsx.viz.density import DensityGrid, density_grid, density_map
 from lsx.viz.latent import latent_scatter
@@ -299,17 +305,6 @@ def headline(frame: StoreFrame) -> str:
 # ------------------------------------------------------------------------------ Streamlit
 
 
-def _stamp(run_dir: str) -> tuple[tuple[str, int], ...]:
-    """mtimes of the weights and of every store manifest: a change means "list again"."""
-    out = []
-    for path in [Path(run_dir) / "model.safetensors", *Path(run_dir, STORES_DIR).glob("*/*.json")]:
-        try:
-            out.append((str(path), path.stat().st_mtime_ns))
-        except OSError:
-            continue
-    return tuple(sorted(out))
-
-
 @st.cache_data(max_entries=16, show_spinner=False)
 def _list(run_dir: str, stamp: tuple) -> list[tuple[str, str, str | None]]:
     out = []
@@ -324,7 +319,7 @@ def _list(run_dir: str, stamp: tuple) -> list[tuple[str, str, str | None]]:
 
 def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
     """``(path, label, reason or None)`` per store of the run; reason set when not usable."""
-    return _list(run_dir, _stamp(run_dir))
+    return _list(run_dir, stores_stamp(run_dir))
 
 
 def _version(path: str) -> int:
@@ -353,10 +348,10 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
     """
     if method == "pca":
         return None
-    from lsx.app.cache import _jobs  # the one projection worker thread of this process
+    from lsx.app.cache import projection_jobs  # the one projection worker of this process
 
     key = ("store", path, _version(path), method, int(seed))
-    jobs = _jobs()
+    jobs = projection_jobs()
     with jobs.lock:
         if key in jobs.ready:
             return None

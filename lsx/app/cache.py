@@ -304,7 +304,8 @@ class _Jobs:
 
 
 @st.cache_resource(show_spinner=False)
-def _jobs() -> _Jobs:
+def projection_jobs() -> _Jobs:
+    """The one background worker that fits UMAP/t-SNE maps (datasets and latent stores)."""
     return _Jobs()
 
 
@@ -330,7 +331,7 @@ def projection_job(
     if method == "pca":
         return None
     key = (run_dir, sha, data_hash, method, int(n_components), int(seed))
-    jobs = _jobs()
+    jobs = projection_jobs()
     with jobs.lock:
         if key in jobs.ready:
             return None

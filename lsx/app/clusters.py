@@ -56,7 +56,7 @@ from lsx.data.images import MAX_BYTES
 from lsx.data.uploads import MAX_UPLOAD_FILES, UPLOAD_EXTENSIONS, PreparedImage, prepare_upload
 from lsx.data.vocabulary import vocabulary_for
 from lsx.errors import LsxError
-from lsx.latentstore import MANIFEST_NAME, STORES_DIR, LatentStore, list_stores, open_store
+from lsx.latentstore import MANIFEST_NAME, LatentStore, list_stores, open_store, stores_stamp
 from lsx.viz.clusters import add_centers, add_queries, distance_profile
 from lsx.viz.images import decode_triptych, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
@@ -187,17 +187,6 @@ class StoreSearch:
         return f"exact ({'FAISS flat' if self.index.backend == 'faiss' else 'NumPy'}) over {n}"
 
 
-def _stores_stamp(run_dir: str) -> tuple[tuple[str, int], ...]:
-    """mtimes of the weights and of every store manifest: a change means "list again"."""
-    out = []
-    for path in [Path(run_dir) / "model.safetensors", *Path(run_dir, STORES_DIR).glob("*/*.json")]:
-        try:
-            out.append((str(path), path.stat().st_mtime_ns))
-        except OSError:
-            continue
-    return tuple(sorted(out))
-
-
 def _short(spec: str, width: int = 48) -> str:
     return spec if len(spec) <= width else f"{spec[:6]}…{spec[-(width - 7) :]}"
 
@@ -217,7 +206,7 @@ def _store_list(run_dir: str, stamp: tuple) -> list[tuple[str, str, str | None]]
 def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
     """``(choice value, label, reason or None)`` per latent store of the run; a reason (stale,
     incomplete, corrupt) means it is not searched."""
-    return _store_list(run_dir, _stores_stamp(run_dir))
+    return _store_list(run_dir, stores_stamp(run_dir))
 
 
 def _manifest_key(path: str) -> str:
