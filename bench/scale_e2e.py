@@ -5,8 +5,9 @@
 
 Stages (each timed; ``peak_rss_mb`` after each is the process's peak so far, ``ru_maxrss``):
 
-1. ``write``: a labelled synthetic image dataset (10 classes: a class prototype, shifted, plus
-   noise; uint8 1x16x16) written chunk by chunk to ``images.npy`` + ``images.labels.npy``;
+1. ``write``: ``python -m lsx synth-npy``'s labelled synthetic images (10 classes: a class
+   pattern, shifted, plus noise; uint8 1x16x16) written chunk by chunk to ``images.npy`` +
+   ``images.labels.npy`` (:func:`lsx.data.synthetic.write_pattern_npy`);
 2. ``train``: ``python -m lsx train --data npy:images.npy`` (run in this process, 1 thread): an
    MLP autoencoder, ``--epochs`` epochs, read lazily batch by batch;
 3. ``encode``: ``python -m lsx encode`` of all rows into a latent store (streamed to disk);
@@ -31,40 +32,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/scale.py: bench_page
-
-CHUNK = 20_000  # rows generated at a time (float32 intermediates: ~100 MB)
-CLASSES = 10
 
 
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def write_images(path: Path, n: int, seed: int = 0) -> None:
-    """Class prototypes (smoothed noise), shifted by up to 2 pixels, plus pixel noise."""
-    rng = np.random.default_rng(seed)
-    protos = rng.uniform(0, 1, size=(CLASSES, 20, 20)).astype(np.float32)
-    protos = (
-        protos + np.roll(protos, 1, 1) + np.roll(protos, 1, 2) + np.roll(protos, 1, (1, 2))
-    ) / 4
-    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 1, 16, 16))
-    y = rng.integers(0, CLASSES, n).astype(np.int64)
-    for start in range(0, n, CHUNK):
-        part = y[start : start + CHUNK]
-        dy, dx = rng.integers(0, 5, (2, len(part)))
-        rows = np.arange(16)
-        img = protos[
-            part[:, None, None], (dy[:, None] + rows)[:, :, None], (dx[:, None] + rows)[:, None, :]
-        ]
-        img = np.clip(img + rng.normal(0, 0.08, img.shape).astype(np.float32), 0, 1)
-        x[start : start + len(part), 0] = (img * 255).astype(np.uint8)
-    x.flush()
-    del x
-    np.save(path.with_name(path.stem + ".labels.npy"), y)
 
 
 def stage(out: dict[str, Any], name: str, fn, *args, **kwargs) -> Any:
@@ -88,13 +61,14 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     from lsx.cli import main as lsx_main
+    from lsx.data.synthetic import write_pattern_npy
     from lsx.latentstore import list_stores
 
     out: dict[str, Any] = {"n": args.n, "latent_dim": args.latent_dim, "epochs": args.epochs}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp)
         images = root / "images.npy"
-        stage(out, "write", write_images, images, args.n)
+        stage(out, "write", write_pattern_npy, images, args.n)
         out["dataset_mb_uint8"] = round(images.stat().st_size / 2**20, 1)
         out["dataset_mb_float32"] = round(args.n * 256 * 4 / 2**20, 1)
         train = ["train", "--model", "ae", "--data", f"npy:{images}", "--epochs", str(args.epochs)]

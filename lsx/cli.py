@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "encode": "lsx.encode",
     "manifold-experiment": "lsx.experiments.manifold",
     "search": "lsx.search",
+    "synth-npy": "lsx.synth",
 }
 
 

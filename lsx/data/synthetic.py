@@ -7,6 +7,9 @@ vectorised over images (about 0.2 s for 4,000 images) and deterministic given th
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from lsx.data.base import Dataset
@@ -165,3 +168,85 @@ def _lighting(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     ramp = np.linspace(-1.0, 1.0, size, dtype=np.float32)
     grad = np.cos(direction) * ramp[None, None, :] + np.sin(direction) * ramp[None, :, None]
     return (1.0 + strength * grad).astype(np.float32)  # (n, size, size)
+
+
+# ------------------------------------------------------------------------------ large .npy sets
+
+NPY_CLASSES = 10
+NPY_SIZE = 16
+NPY_CHUNK = 20_000  # rows generated at a time: ~20 MB of float32 intermediates
+
+
+def write_pattern_npy(
+    path: str | Path,
+    n: int,
+    *,
+    size: int = NPY_SIZE,
+    n_classes: int = NPY_CLASSES,
+    seed: int = 0,
+) -> tuple[Path, Path]:
+    """Write a labelled synthetic image set of any size as ``npy:`` files, chunk by chunk.
+
+    Each class is a smooth random grey pattern; an image is its class pattern shifted by up to 4
+    pixels plus pixel noise, so classes overlap a little and a model has something to learn.
+    Memory stays bounded by :data:`NPY_CHUNK` rows whatever ``n`` is (the images go straight
+    into a memory-mapped ``.npy``), and the same seed gives the same files.
+
+    Parameters
+    ----------
+    path : str or Path
+        The images file (``.npy``); the labels go beside it as ``<stem>.labels.npy``.
+    n : int
+        Number of images (>= 1).
+    size : int
+        Height and width (4 to 256).
+    n_classes : int
+        Number of classes (2 to 1000).
+    seed : int
+
+    Returns
+    -------
+    images, labels : Path
+        uint8 of shape (n, 1, size, size) and int64 of shape (n,); open them with
+        ``lsx.data.lazy.open_source(f"npy:{images}")``.
+    """
+    from lsx.checkpoint import atomic_write_with  # here: importing lsx.data stays torch-free
+    from lsx.errors import ConfigError
+
+    for name, value, low, high in (
+        ("n", n, 1, 10**9),
+        ("size", size, 4, 256),
+        ("n_classes", n_classes, 2, 1000),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ConfigError(f"{name} must be an int in [{low}, {high}]; got {value!r}.")
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ConfigError(f"The images file must end in .npy; got {path.name!r}.")
+    rng = np.random.default_rng(seed)
+    raw = rng.uniform(0, 1, size=(n_classes, size + 4, size + 4)).astype(np.float32)
+    protos = (raw + np.roll(raw, 1, 1) + np.roll(raw, 1, 2) + np.roll(raw, 1, (1, 2))) / 4
+    protos = (protos - protos.min()) / (np.ptp(protos) + 1e-6)  # full contrast
+    y = rng.integers(0, n_classes, n).astype(np.int64)
+    labels = path.with_name(path.stem + ".labels.npy")
+    tmp = path.with_name(f".tmp-{path.name}")  # renamed when complete: no half-written file
+    x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 1, size, size))
+    grid = np.arange(size)
+    for start in range(0, n, NPY_CHUNK):
+        part = y[start : start + NPY_CHUNK]
+        dy, dx = rng.integers(0, 5, (2, len(part)))
+        rows = (dy[:, None] + grid)[:, :, None]  # (m, size, 1)
+        cols = (dx[:, None] + grid)[:, None, :]  # (m, 1, size)
+        img = protos[part[:, None, None], rows, cols]
+        img = img + rng.normal(0, 0.08, img.shape).astype(np.float32)
+        x[start : start + len(part), 0] = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    x.flush()
+    del x
+
+    def save_labels(tmp_path: Path) -> None:
+        with open(tmp_path, "wb") as fh:  # a file object: np.save would append ".npy" to a name
+            np.save(fh, y, allow_pickle=False)
+
+    atomic_write_with(labels, save_labels)
+    os.replace(tmp, path)
+    return path, labels
