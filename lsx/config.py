@@ -227,8 +227,8 @@ class TrainConfig:
     # GPU path and large data (lsx.train); the defaults train exactly as before
     precision: str = "fp32"  # "bf16": autocast the networks (loss in fp32); "tf32": TF32 matmuls
     compile: str = "off"  # torch.compile mode of the training step: off, default, max-autotune
-    workers: int = (
-        0  # DataLoader worker processes for a lazy source (npy:, lazy folder); 0 = inline
+    workers: int = (  # DataLoader processes reading lazily read data (npy:, large folders);
+        0  # 0 = read in the training process
     )
 
     def __post_init__(self) -> None:

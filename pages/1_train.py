@@ -34,11 +34,11 @@ kind = left.selectbox(
 with right:
     try:
         data, image_size = training.dataset_picker()
-    except LsxError as err:  # the folder choice without a path yet
+    except LsxError as err:  # the folder or .npy choice without a path yet
         st.info(str(err))
         data = None
 if data is not None:
     try:
         training.new_run_form(kind, data, image_size)
-    except LsxError as err:  # e.g. the dataset folder cannot be read
+    except LsxError as err:  # e.g. a missing folder or .npy file, a pickled array
         st.error(str(err))

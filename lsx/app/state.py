@@ -52,8 +52,9 @@ LU_QUERY = "lu_query"  # text search box
 
 # Train page (pages/1_train.py)
 TR_KIND = "tr_kind"  # model kind of the new-run form
-TR_DATA = "tr_data"  # dataset name, or FOLDER_CHOICE
+TR_DATA = "tr_data"  # dataset name, or FOLDER_CHOICE / NPY_CHOICE
 TR_FOLDER = "tr_folder"  # path of the user's image folder
+TR_NPY = "tr_npy"  # path of the user's .npy file of images (NPY_CHOICE)
 TR_IMAGE_SIZE = "tr_image_size"  # side length the folder's images are resized to
 TR_NAME = "tr_name"  # run name ("" = kind-data-time)
 TR_RUN = "tr_run"  # str path of the run folder the live view watches, or None

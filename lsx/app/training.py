@@ -52,7 +52,8 @@ from lsx.checkpoint import (
 )
 from lsx.config import TrainConfig, config_from_dict
 from lsx.data import DATASETS, Dataset, load_dataset
-from lsx.errors import ConfigError, LsxError, TrainingError
+from lsx.data.lazy import ImageSource, open_source
+from lsx.errors import ConfigError, DatasetError, LsxError, TrainingError
 from lsx.models import MODELS, make_config
 from lsx.snapshots import SNAPSHOT_DIR, read_index, read_snapshots, snapshot_epochs
 from lsx.train import pid_alive
@@ -63,6 +64,15 @@ JOB_NAME = "job.json"
 LOCK_NAME = ".lock"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FOLDER_CHOICE = "folder:"  # the dataset picker's entry for a user's image folder
+NPY_CHOICE = "npy:"  # ... and for a user's .npy file of images (memory-mapped, always lazy)
+PATH_CHOICES = (FOLDER_CHOICE, NPY_CHOICE)  # choices whose spec is the prefix + a server path
+PATH_PROMPTS: Mapping[str, str] = MappingProxyType(
+    {
+        FOLDER_CHOICE: "Enter the path of your image folder (one subfolder per class).",
+        NPY_CHOICE: "Enter the path of your .npy file of images: uint8 (0..255) or float32 in "
+        "[0, 1], shape (n, H, W) or (n, C, H, W); labels from NAME.labels.npy beside it.",
+    }
+)
 APP_TRAIN_DEFAULTS: Mapping[str, Any] = MappingProxyType({"snapshots": 1000})
 DONE_STATES = ("completed", "early_stopped")
 ACTIVE_STATES = ("starting", "running", "stopping")
@@ -102,8 +112,9 @@ def device_choices() -> tuple[str, ...]:
     return ("auto", "cpu", *extra)
 
 
-def data_fields(kind: str, dataset: Dataset) -> dict[str, Any]:
-    """Config fields the dataset determines (``input_shape``, and e.g. class counts)."""
+def data_fields(kind: str, dataset: Dataset | ImageSource | DataSummary) -> dict[str, Any]:
+    """Config fields the dataset determines (``input_shape``, and e.g. class counts); anything
+    with ``input_shape`` and ``label_names`` will do (a Dataset, an ImageSource, a summary)."""
     try:
         from lsx.models import dataset_fields
     except ImportError:  # a registry without the hook: the input shape only
@@ -111,7 +122,7 @@ def data_fields(kind: str, dataset: Dataset) -> dict[str, Any]:
     return dataset_fields(kind, dataset)
 
 
-def model_specs(kind: str, dataset: Dataset) -> tuple[FieldSpec, ...]:
+def model_specs(kind: str, dataset: Dataset | ImageSource | DataSummary) -> tuple[FieldSpec, ...]:
     """Form fields of ``kind``'s config, without those the dataset determines."""
     cls = MODELS[kind].config_cls if kind in MODELS else None
     if cls is None:
@@ -131,6 +142,96 @@ def train_specs() -> tuple[FieldSpec, ...]:
             spec = dataclasses.replace(spec, default=value, help=spec.help + note)
         out.append(spec)
     return tuple(out)
+
+
+# ------------------------------------------------------------------------------ data
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What the form shows and derives from the chosen data, without its pixels."""
+
+    spec: str
+    input_shape: tuple[int, int, int]
+    label_names: Mapping[str, tuple[str, ...]]
+    n_train: int
+    n_test: int
+    lazy: bool  # the trainer reads it batch by batch (DataLoader workers), not whole
+    notes: tuple[str, ...] = ()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return next(iter(self.label_names.values()))
+
+
+def open_data(spec: str, image_size: int | None = None) -> Dataset | ImageSource:
+    """The data as the form validates it: ``npy:`` and ``folder:`` opened as lazy sources (files
+    listed, nothing decoded but a folder's channel sample), built-in datasets loaded (cached).
+
+    Raises
+    ------
+    ConfigError, DatasetError, DataShapeError
+        ``open_source``'s or ``load_dataset``'s message (missing file, pickled or object array,
+        unsupported dtype or shape, unreadable folder, ...).
+    """
+    if not spec.startswith(PATH_CHOICES):
+        return load_dataset(spec, image_size=image_size)
+    try:
+        return open_source(spec, image_size=image_size)
+    except OSError as err:  # e.g. a file the server may not read
+        raise DatasetError(
+            f"{spec.split(':', 1)[1]} cannot be read ({err.strerror or err}); check that it "
+            "exists and that the server may read it."
+        ) from err
+
+
+def is_lazy(data: Dataset | ImageSource) -> bool:
+    """Whether ``python -m lsx train`` reads ``data`` lazily: every ``npy:`` file, and folders
+    of more than ``lsx.cli.LAZY_FOLDER_ABOVE`` images (lsx.cli._open_data)."""
+    from lsx.cli import LAZY_FOLDER_ABOVE
+
+    if not isinstance(data, ImageSource):
+        return False
+    return data.spec.startswith(NPY_CHOICE) or len(data) > LAZY_FOLDER_ABOVE
+
+
+def summarize(data: Dataset | ImageSource) -> DataSummary:
+    """Sizes, shape, classes and notes of ``data`` (a source's split sizes, no pixels read)."""
+    if isinstance(data, ImageSource):
+        n_train, n_test = len(data.split_indices("train")), len(data.split_indices("test"))
+    else:
+        n_train, n_test = len(data.x_train), len(data.x_test)
+    return DataSummary(
+        data.spec, tuple(data.input_shape), dict(data.label_names), n_train, n_test,
+        is_lazy(data), tuple(data.notes) if data.spec.startswith(PATH_CHOICES) else (),
+    )  # fmt: skip
+
+
+def _stamp(spec: str) -> tuple:
+    """Changes when the file (and its labels file) or the folder's class list changes."""
+    from lsx.data import _folder_stamp
+
+    if not spec.startswith(PATH_CHOICES):
+        return ()
+    path = Path(spec.split(":", 1)[1])
+    if spec.startswith(FOLDER_CHOICE):
+        return _folder_stamp(path)
+    out = []
+    for p in (path, path.with_name(path.name.removesuffix(".npy") + ".labels.npy")):
+        with contextlib.suppress(OSError):
+            out.append((p.name, p.stat().st_mtime_ns, p.stat().st_size))
+    return tuple(out)
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading the dataset …")
+def _summary(spec: str, image_size: int | None, stamp: tuple) -> DataSummary:
+    return summarize(open_data(spec, image_size))
+
+
+def data_summary(spec: str, image_size: int | None) -> DataSummary:
+    """:func:`summarize` of :func:`open_data`, cached per spec, size and file stamp (a large
+    folder is listed once, not on every rerun); errors are not cached."""
+    return _summary(spec, image_size, _stamp(spec))
 
 
 # ------------------------------------------------------------------------------ requests
@@ -187,8 +288,11 @@ def _train_arg(value: Any) -> str:
 
 
 def default_name(kind: str, data: str) -> str:
-    """``<kind>-<data>-<YYYYmmdd-HHMMSS>``, as the CLI names runs."""
-    data = data.rstrip("/").rsplit("/", 1)[-1] if data.startswith(FOLDER_CHOICE) else data
+    """``<kind>-<data>-<YYYYmmdd-HHMMSS>``, as the CLI names runs; for a folder or a .npy file
+    its name (``vae-shirts-...``, ``vae-images-...``), characters a run name refuses as ``-``."""
+    if data.startswith(PATH_CHOICES):
+        data = data.rstrip("/").rsplit("/", 1)[-1].removesuffix(".npy")
+        data = re.sub(r"[^A-Za-z0-9._-]+", "-", data).strip(".-") or "data"
     return f"{kind}-{data.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -203,13 +307,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def dataset_spec(choice: str, folder: str = "") -> str:
-    """The ``load_dataset`` spec of a picker choice; a folder path is made absolute."""
-    if choice != FOLDER_CHOICE:
+def dataset_spec(choice: str, path: str = "") -> str:
+    """The data spec of a picker choice: a built-in name, or ``folder:`` / ``npy:`` with the
+    path made absolute (ConfigError asking for it when empty)."""
+    if choice not in PATH_CHOICES:
         return choice
-    if not folder.strip():
-        raise ConfigError("Enter the path of your image folder (one subfolder per class).")
-    return FOLDER_CHOICE + str(Path(folder.strip()).expanduser().resolve())
+    if not path.strip():
+        raise ConfigError(PATH_PROMPTS[choice])
+    return choice + str(Path(path.strip()).expanduser().resolve())
 
 
 def prepare_request(
@@ -228,14 +333,15 @@ def prepare_request(
     ConfigError
         A field the config refuses (its own message), an unknown kind, a bad run name, an
         unavailable device, or a run folder that already holds a run.
-    DatasetError
-        The dataset cannot be loaded.
+    DatasetError, DataShapeError
+        The dataset cannot be opened (``npy:`` and ``folder:`` are opened lazily, as lsx.data.lazy
+        open_source does: listed and checked, not decoded).
     """
     from lsx.train import resolve_device
 
     name = check_name(name.strip() or default_name(kind, data))
-    image_size = image_size if data.startswith(FOLDER_CHOICE) else None
-    dataset = load_dataset(data, image_size=image_size)
+    image_size = image_size if data.startswith(FOLDER_CHOICE) else None  # npy keeps its size
+    dataset = open_data(data, image_size)
     model_values = dict(model_values)
     make_config(kind, **{**data_fields(kind, dataset), **model_values})  # the config's message
     train_cfg = config_from_dict(TrainConfig, dict(train_values))
@@ -690,38 +796,59 @@ def snapshot_view(run_dir: Path) -> SnapshotView | None:
 # ------------------------------------------------------------------------------ rendering
 
 
+def _lazy_above() -> int:
+    from lsx.cli import LAZY_FOLDER_ABOVE
+
+    return LAZY_FOLDER_ABOVE
+
+
 def _dataset_label(choice: str) -> str:
     if choice == FOLDER_CHOICE:
         return "your image folder …"
+    if choice == NPY_CHOICE:
+        return "a .npy file of images … (read lazily)"
     return f"{choice} · {DATASETS[choice].summary}"
 
 
 def dataset_picker() -> tuple[str, int | None]:
-    """Dataset choice: the built-ins, or a user's image folder with an image size.
+    """Dataset choice: the built-ins, a user's image folder with an image size, or a user's
+    ``.npy`` file of images (native size).
 
     Returns
     -------
     spec : str
-        For ``lsx.data.load_dataset`` (``folder:<absolute path>`` for a folder).
+        ``python -m lsx train --data``: a name, ``folder:<absolute path>`` or
+        ``npy:<absolute path>``.
     image_size : int or None
-        The folder's image size; None for a built-in dataset (native size).
+        The folder's image size; None otherwise (native size).
 
     Raises
     ------
     ConfigError
-        The folder choice has no path yet.
+        The folder or .npy choice has no path yet.
     """
     from lsx.data import DEFAULT_FOLDER_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
     st.selectbox(
-        "Dataset", [*DATASETS, FOLDER_CHOICE], key=state.TR_DATA, format_func=_dataset_label
+        "Dataset", [*DATASETS, *PATH_CHOICES], key=state.TR_DATA, format_func=_dataset_label
     )
-    if st.session_state[state.TR_DATA] != FOLDER_CHOICE:
-        return st.session_state[state.TR_DATA], None
+    choice = st.session_state[state.TR_DATA]
+    if choice == NPY_CHOICE:
+        st.text_input(
+            ".npy file on the server", key=state.TR_NPY, placeholder="/data/images.npy",
+            help="uint8 (0..255) or float32 in [0, 1] images of shape (n, H, W) or (n, C, H, W), "
+            "C = 1 or 3, saved with numpy.save (never a pickle). Integer labels, shape (n,), from "
+            "NAME.labels.npy beside it; without it every image is class 'all'. Memory-mapped and "
+            "read batch by batch, so it may be larger than memory.",
+        )  # fmt: skip
+        return dataset_spec(NPY_CHOICE, st.session_state.get(state.TR_NPY) or ""), None
+    if choice != FOLDER_CHOICE:
+        return choice, None
     left, right = st.columns([3, 1])
     left.text_input(
         "Image folder on the server", key=state.TR_FOLDER, placeholder="/data/shirts",
-        help="One subfolder per class holding PNG, JPEG or WebP images.",
+        help="One subfolder per class holding PNG, JPEG or WebP images. More than "
+        f"{_lazy_above():,} images are read lazily (decoded batch by batch), not loaded whole.",
     )  # fmt: skip
     size = right.number_input(
         "Image size (px)", min_value=MIN_IMAGE_SIZE, max_value=MAX_IMAGE_SIZE,
@@ -736,14 +863,19 @@ def new_run_form(kind: str, data: str, image_size: int | None) -> None:
     Raises
     ------
     LsxError
-        The dataset cannot be loaded (the page shows it).
+        The dataset cannot be opened (the page shows the message).
     """
     root = state.checkpoints_root()
-    dataset = load_dataset(data, image_size=image_size)
+    dataset = data_summary(data, image_size)
     c, h, w = dataset.input_shape
+    lazy = ""
+    if dataset.lazy:
+        n = dataset.n_train + dataset.n_test
+        lazy = f", read lazily ({n:,} images; set workers below to read in parallel)"
+    notes = f" Notes: {'; '.join(dataset.notes)}." if dataset.notes else ""
     st.caption(
-        f"{len(dataset.x_train):,} train + {len(dataset.x_test):,} test images of {c}×{h}×{w}, "
-        f"{len(dataset.class_names)} classes. The run lands in `{root}/`."
+        f"{dataset.n_train:,} train + {dataset.n_test:,} test images of {c}×{h}×{w}, "
+        f"{len(dataset.class_names)} classes{lazy}.{notes} The run lands in `{root}/`."
     )
     m_specs, t_specs = model_specs(kind, dataset), train_specs()
     with st.form("tr_form"):

@@ -56,6 +56,11 @@ class ImageSource:
         return next(iter(self.label_names))
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the primary label's classes (as ``Dataset.class_names``)."""
+        return tuple(self.label_names[self.primary])
+
+    @property
     def y(self) -> np.ndarray:
         """Primary labels of all rows, shape (n,), int64."""
         return self.labels[self.primary]

@@ -1,8 +1,9 @@
 """AppTest of the Train page: the generated form of every kind (empty state), config errors and a
 missing folder (error paths), a real job started from the form with a second session refused, a
-completed job at 100 % that becomes the chosen checkpoint (happy path), and the views of a crashed
-and a stopped run. Real jobs trained to the end: tests/app/test_training_jobs.py and the browser
-test."""
+completed job at 100 % that becomes the chosen checkpoint (happy path), the views of a crashed
+and a stopped run, and lazy data: a .npy file of images trained to the end (read lazily), bad .npy
+files refused with open_source's message, a large folder shown as read lazily. Other real jobs
+trained to the end: tests/app/test_training_jobs.py and the browser test."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -19,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from lsx.app import state, training
 from lsx.app.cache import THREADS_ENV
 from lsx.checkpoint import (
+    CONFIG_NAME,
     METRICS_NAME,
     STATUS_NAME,
     TRAIN_STATE_NAME,
@@ -188,3 +191,128 @@ def test_a_crashed_run_shows_its_error_and_a_stopped_one_offers_resume(monkeypat
     assert any("Stopped at epoch 3/9" in w.value for w in at.warning)
     assert any(b.label == "Resume" for b in at.button)
     assert not any(b.label == "Cancel" for b in at.button)
+
+
+# ------------------------------------------------------------------------------ lazy data
+
+
+def npy_images(folder: Path, n: int = 300, labels: bool = True) -> Path:
+    """``n`` 8x8 uint8 images (bright top half vs bright bottom half) and, optionally, a labels
+    file with the 3 label values 0, 5 and 7 (not 0..k-1: the source maps them to classes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    y = np.array([0, 5, 7])[np.arange(n) % 3]
+    x = rng.integers(0, 60, size=(n, 8, 8), dtype=np.uint8)
+    x[y == 0, :4] += 150
+    x[y == 5, 4:] += 150
+    np.save(folder / "images.npy", x)
+    if labels:
+        np.save(folder / "images.labels.npy", y)
+    return folder / "images.npy"
+
+
+def choose_npy(at: AppTest, path: str) -> AppTest:
+    at.selectbox(key=state.TR_DATA).set_value(training.NPY_CHOICE).run(timeout=120)
+    return at.text_input(key=state.TR_NPY).set_value(path).run(timeout=120)
+
+
+def test_a_npy_file_of_images_trains_lazily_from_the_page(monkeypatch, tmp_path):
+    path = npy_images(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)  # a relative path is made absolute for the job
+    root = tmp_path / "checkpoints"
+    at = page(monkeypatch, root)
+    at.selectbox(key=state.TR_KIND).set_value("ae").run(timeout=120)
+    at = choose_npy(at, "data/images.npy")
+    assert not at.exception
+    assert not at.error
+    assert widget(at, state.TR_IMAGE_SIZE) is None  # npy images keep their size
+    caption = next(c.value for c in at.caption if "test images of" in c.value)
+    assert "270 train + 30 test images of 1×8×8, 3 classes, read lazily (300 images" in caption
+    assert "labels from images.labels.npy" in caption
+    workers = widget(at, "tr_t_workers")
+    assert "DataLoader processes reading lazily read data (npy:, large folders)" in workers.help
+    values = {"tr_t_epochs": 1, "tr_t_snapshots": 30, "tr_t_batch_size": 64,
+              "tr_m_ae_latent_dim": 2, "tr_m_ae_hidden_dim": 8, "tr_name": "npy-run"}  # fmt: skip
+    at = submit(at, **values)
+    assert not at.exception
+    assert not at.error, at.error[0].value
+    run = root / "npy-run"
+    argv = json.loads((run / training.JOB_NAME).read_text())["argv"]
+    assert argv[argv.index("--data") + 1] == f"npy:{path}"
+    assert "--image-size" not in argv
+    deadline = time.monotonic() + 240
+    while (view := training.job_view(run)).active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert view.state == "completed", training.tail(run)
+    data = json.loads((run / CONFIG_NAME).read_text())["data"]
+    assert data["lazy"] is True
+    assert data["spec"] == f"npy:{path}"
+    assert (data["n_train"], data["n_test"]) == (270, 30)
+    assert data["label_names"] == {"class": ["0", "5", "7"]}
+    assert "read lazily" in training.tail(run)  # the CLI's own account of how it read the data
+
+
+def test_bad_npy_files_show_the_sources_message_and_nothing_starts(monkeypatch, tmp_path):
+    root, data = tmp_path / "checkpoints", tmp_path / "data"
+    data.mkdir()
+    np.save(data / "objects.npy", np.array([{"x": 1}, None], dtype=object))  # needs pickle
+    np.save(data / "float64.npy", np.zeros((4, 8, 8)))
+    np.save(data / "last.npy", np.zeros((4, 8, 8, 3), dtype=np.uint8))
+    at = page(monkeypatch, root)
+    at.selectbox(key=state.TR_DATA).set_value(training.NPY_CHOICE).run(timeout=120)
+    assert any("Enter the path of your .npy file of images" in i.value for i in at.info)
+    cases = {
+        "missing.npy": f"{data / 'missing.npy'} does not exist or is not a file",
+        "objects.npy": "cannot be read without unpickling",
+        "float64.npy": "holds float64 images; npy: reads uint8 (0..255) or float32",
+        "last.npy": "It looks channels-last (n, H, W, C)",
+    }
+    for name, message in cases.items():
+        at = choose_npy(at, str(data / name))
+        assert not at.exception, name
+        assert message in at.error[0].value, (name, at.error[0].value)
+        assert not any(b.label == "Start training" for b in at.button)  # no form, no job
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_sae_on_a_npy_file_takes_its_class_count_from_the_labels_file(monkeypatch, tmp_path):
+    path = npy_images(tmp_path / "data")
+    at = page(monkeypatch, tmp_path / "checkpoints")
+    at.selectbox(key=state.TR_KIND).set_value("sae").run(timeout=120)
+    at = choose_npy(at, str(path))
+    assert not at.exception
+    assert widget(at, "tr_m_sae_n_classes") is None  # derived from the data, not asked
+    assert widget(at, "tr_m_sae_latent_dim") is not None
+    n_classes = len(np.unique(np.load(path.with_name("images.labels.npy"))))  # oracle: 3
+    assert any(f"{n_classes} classes, read lazily" in c.value for c in at.caption)
+    request = training.prepare_request(
+        tmp_path / "checkpoints", "sae-npy", "sae", f"npy:{path}", None, {}, {"epochs": 1}
+    )
+    assert request.class_names == ("0", "5", "7")
+    from lsx.data.lazy import open_source
+
+    assert training.data_fields("sae", open_source(f"npy:{path}"))["n_classes"] == (n_classes,)
+
+
+def test_a_folder_above_the_lazy_threshold_is_shown_as_read_lazily(monkeypatch, tmp_path):
+    from PIL import Image
+
+    import lsx.cli
+
+    for k, name in enumerate(("a", "b")):
+        (tmp_path / "shapes" / name).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.full((8, 8), 40 + 150 * k, dtype=np.uint8)
+            Image.fromarray(pixels, mode="L").save(tmp_path / "shapes" / name / f"{i}.png")
+    monkeypatch.setattr(lsx.cli, "LAZY_FOLDER_ABOVE", 11)  # 12 images: above it
+    at = page(monkeypatch, tmp_path / "checkpoints")
+    at.selectbox(key=state.TR_DATA).set_value(training.FOLDER_CHOICE).run(timeout=120)
+    at.text_input(key=state.TR_FOLDER).set_value(str(tmp_path / "shapes")).run(timeout=120)
+    assert not at.exception
+    assert widget(at, state.TR_IMAGE_SIZE) is not None  # folders keep their size input
+    assert any("2 classes, read lazily (12 images" in c.value for c in at.caption)
+    monkeypatch.setattr(lsx.cli, "LAZY_FOLDER_ABOVE", 12)  # 12 images: loaded whole
+    at.number_input(key=state.TR_IMAGE_SIZE).set_value(12).run(timeout=120)  # a new cache key
+    caption = next(c.value for c in at.caption if "test images of" in c.value)
+    assert "1×12×12, 2 classes." in caption
+    assert "read lazily" not in caption

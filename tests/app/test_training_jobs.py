@@ -30,7 +30,7 @@ from lsx.app import training
 from lsx.app.forms import field_specs, parse_values
 from lsx.checkpoint import CONFIG_NAME, STATUS_NAME, TRAIN_STATE_NAME, list_runs
 from lsx.config import TrainConfig, check_float, check_int
-from lsx.errors import ConfigError, DatasetError, TrainingError
+from lsx.errors import ConfigError, DatasetError, DataShapeError, TrainingError
 from lsx.models import MODELS
 from lsx.snapshots import snapshot_epochs
 
@@ -139,6 +139,8 @@ def test_train_fields_follow_trainconfig_with_a_device_picker_and_app_defaults()
 
     assert ("cuda" in specs["device"].choices) == torch.cuda.is_available()
     assert specs["snapshots"].default == training.APP_TRAIN_DEFAULTS["snapshots"]
+    lazy = "DataLoader processes reading lazily read data (npy:, large folders)"
+    assert specs["workers"].help.startswith(lazy)  # from TrainConfig's comment
 
 
 def test_requests_round_trip_through_the_cli_parser(tmp_path):
@@ -164,6 +166,67 @@ def test_requests_round_trip_through_the_cli_parser(tmp_path):
     args = build_parser().parse_args(resume.argv()[3:])
     assert args.resume
     assert args.epochs == 5
+
+
+def test_npy_requests_keep_the_native_size_and_round_trip_through_the_cli_parser(tmp_path):
+    from lsx.cli import build_parser
+
+    folder = tmp_path / "my data (1)"
+    folder.mkdir()
+    x = np.random.default_rng(0).integers(0, 256, size=(40, 3, 6, 5), dtype=np.uint8)
+    np.save(folder / "faces.npy", x)
+    spec = training.dataset_spec(training.NPY_CHOICE, f"  {folder / 'x' / '..' / 'faces.npy'} ")
+    assert spec == f"npy:{(folder / 'faces.npy').resolve()}"
+    req = training.prepare_request(tmp_path, "", "vae", spec, 16, TINY, {"epochs": 1})
+    assert req.image_size is None  # the image-size input is for folders only
+    assert req.name.startswith("vae-faces-")
+    assert req.class_names == ("all",)  # no faces.labels.npy
+    args = build_parser().parse_args(req.argv()[3:])
+    assert (args.data, args.image_size, args.model, args.epochs) == (spec, None, "vae", 1)
+    name = training.default_name("ae", f"npy:{folder / 'faces.npy'}")
+    assert training.check_name(name) == name
+    assert training.default_name("ae", f"folder:{folder}").startswith("ae-my-data-1-")
+    with pytest.raises(ConfigError, match="Enter the path of your .npy file of images"):
+        training.dataset_spec(training.NPY_CHOICE, " ")
+    summary = training.summarize(training.open_data(spec))
+    assert (summary.input_shape, summary.n_train + summary.n_test) == ((3, 6, 5), 40)
+    assert summary.lazy
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my data (1)"]  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("array", "error", "message"),
+    [
+        (None, DatasetError, r"does not exist or is not a file"),
+        (np.array([[1], "a"], dtype=object), DatasetError, r"without unpickling"),
+        (np.zeros((5, 4, 4), dtype=np.int16), DataShapeError, r"holds int16 images"),
+        (np.zeros((5, 2, 4, 4), dtype=np.uint8), DataShapeError, r"shape \(5, 2, 4, 4\)"),
+        (np.full((5, 4, 4), 2.0, dtype=np.float32), DataShapeError, r"must lie in \[0, 1\]"),
+    ],
+)
+def test_bad_npy_files_are_refused_with_the_sources_message(tmp_path, array, error, message):
+    path = tmp_path / "data" / "x.npy"
+    path.parent.mkdir()
+    if array is not None:
+        np.save(path, array, allow_pickle=True)
+    with pytest.raises(error, match=message):
+        training.prepare_request(tmp_path / "ck", "x", "vae", f"npy:{path}", None, TINY, {})
+    assert not (tmp_path / "ck").exists()
+
+
+def test_folders_above_the_lazy_threshold_are_summarized_as_lazy(tmp_path, monkeypatch):
+    import lsx.cli
+
+    folder = png_folder(tmp_path / "shapes", n=6)
+    source = training.open_data(f"folder:{folder}", 8)
+    assert len(source) == 12
+    monkeypatch.setattr(lsx.cli, "LAZY_FOLDER_ABOVE", 12)
+    assert not training.is_lazy(source)
+    assert not training.summarize(source).lazy
+    monkeypatch.setattr(lsx.cli, "LAZY_FOLDER_ABOVE", 11)
+    assert training.is_lazy(source)
+    assert training.summarize(source).class_names == ("bottom", "top")
+    assert not training.is_lazy(training.open_data("digits"))  # built-ins: in memory
 
 
 # ------------------------------------------------------------------------------ bad input, no job
