@@ -29,9 +29,12 @@ try:
     view = compare.controls()
     ds = compare.dataset(choice)
     sha_a, sha_b = cache.weights_version(run_a), cache.weights_version(run_b)
+    # UMAP/t-SNE not cached yet: fitted off the request path, the PCA comparison meanwhile
+    runs_ab, shas = (run_a, run_b), (sha_a, sha_b)
+    jobs = compare.pending(runs_ab, shas, choice, ds.content_hash, view.method, view.cap)
     frame = compare.comparison(
         run_a, sha_a, run_b, sha_b, choice.spec, choice.image_size, ds.content_hash,
-        view.method, view.k, view.cap,
+        "pca" if jobs else view.method, view.k, view.cap,
     )  # fmt: skip
 except LsxError as err:
     st.error(str(err))
@@ -42,6 +45,8 @@ st.markdown(
     f"**{len(frame.ids):,}** of **{frame.n_total:,}** samples of `{choice.spec}` encoded by both"
     + (same if run_a == run_b else "")
 )
+if jobs:
+    compare.wait_for_projections(jobs, view.method, len(frame.ids))
 compare.numbers(frame)
 selected = compare.selection(frame)
 fig = compare.map_figure(frame, view, (info_a.name, info_b.name), ds.primary, selected)
@@ -49,13 +54,14 @@ st.plotly_chart(
     fig, key=state.CMP_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
 )
 st.caption(
-    f"{view.method.upper()} of each latent space; B rotated, scaled and shifted onto A "
+    f"{frame.method.upper()} of each latent space; B rotated, scaled and shifted onto A "
     f"(map Procrustes disparity {frame.map_disparity:.3f}). Box or lasso in either map: the "
     "same samples light up in both."
 )
+compare.manifests(frame, (info_a.name, info_b.name))
 
 st.subheader("Selection")
-compare.show_gallery((run_a, run_b), (sha_a, sha_b), choice, selected)
+compare.show_gallery(runs_ab, shas, choice, selected)
 
 left, right = st.columns(2)
 with left:

@@ -5,13 +5,17 @@ Both checkpoints encode the SAME samples: every image of the chosen dataset (tra
 a per-class sample of ``cap`` of them (seed 0). Encodings go through :mod:`lsx.store`, so they
 share the on-disk cache of the Latent map page (same checkpoint, data hash and split = same
 entry). B's 2-D map is Procrustes-aligned onto A's (rotation or reflection, isotropic scale,
-translation), so both panels use one frame.
+translation), so both panels use one frame. UMAP and t-SNE maps that are not on disk yet are
+fitted in the app's one background worker (:func:`lsx.app.cache.projection_jobs`); the page shows
+the PCA comparison meanwhile and switches by itself (:func:`pending`, :func:`wait_for_projections`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ import numpy as np
 import streamlit as st
 
 from lsx.analysis import PROJECTIONS, reconstruct_array, sample_per_class
-from lsx.analysis.compare import CentroidDrift, compare_latents, procrustes_align
+from lsx.analysis.compare import CentroidDrift, Comparison, compare_latents, procrustes_align
 from lsx.app import cache, state, widgets
 from lsx.checkpoint import RunInfo
 from lsx.data import DATASETS, Dataset, load_dataset
@@ -153,7 +157,8 @@ def controls() -> Settings:
         st.selectbox(
             "Projection", list(PROJECTIONS), key=state.CMP_METHOD, format_func=str.upper,
             help="Each checkpoint's latents are projected, then B is Procrustes-aligned onto A. "
-            "UMAP and t-SNE take a while the first time (then cached on disk).",
+            "UMAP and t-SNE are fitted in the background the first time (PCA is shown meanwhile), "
+            "then read from the disk cache.",
         )  # fmt: skip
         st.number_input("Neighbours k", min_value=1, max_value=100, step=1, key=state.CMP_K)
         st.radio(
@@ -192,12 +197,101 @@ def _encode(run_dir: str, sha: str, spec: str, image_size: int | None, data_hash
     return np.concatenate([p.z for p in parts]), np.concatenate([p.recon_error for p in parts])
 
 
-def _project(run_dir: str, sha: str, data_hash: str, z: np.ndarray, method: str, cap: int):
-    coords, _, _ = cached_projection(
-        Path(run_dir) / cache.CACHE_SUBDIR, z=z, checkpoint_sha=sha, data_hash=data_hash,
-        split=f"compare-cap{cap}", method=method, n_components=2, seed=0,
-    )  # fmt: skip
-    return np.asarray(coords, dtype=np.float64)
+def _request(run_dir: str, sha: str, data_hash: str, method: str, cap: int) -> dict[str, Any]:
+    """The lsx.store arguments of one checkpoint's compare map (its on-disk cache entry)."""
+    return {
+        "cache_dir": Path(run_dir) / cache.CACHE_SUBDIR, "checkpoint_sha": sha,
+        "data_hash": data_hash, "split": f"compare-cap{cap}", "method": method,
+        "n_components": 2, "seed": 0,
+    }  # fmt: skip
+
+
+def _project(
+    run_dir: str, sha: str, data_hash: str, z: np.ndarray, method: str, cap: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """2-D map of ``z`` and its manifest (plus ``disk_cache`` and ``load_or_compute_s``)."""
+    start = time.perf_counter()
+    coords, manifest, hit = cached_projection(z=z, **_request(run_dir, sha, data_hash, method, cap))
+    info = {
+        **manifest,
+        "disk_cache": "hit" if hit else "miss",
+        "load_or_compute_s": round(time.perf_counter() - start, 3),
+    }
+    return np.asarray(coords, dtype=np.float64), info
+
+
+# ------------------------------------------------------------------------------ background fits
+
+
+def _sample_ids(spec: str, image_size: int | None, cap: int) -> np.ndarray:
+    """Positions (train first, then test) of the samples both checkpoints are compared on."""
+    ds = load_dataset(spec, image_size=image_size)
+    return sample_per_class(np.concatenate([ds.y_train, ds.y_test]), cap, seed=0)
+
+
+def _fit_in_background(request: dict[str, Any], z: np.ndarray) -> float:
+    """Runs in the worker thread: lsx only, no Streamlit calls (no ScriptRunContext there)."""
+    start = time.perf_counter()
+    cached_projection(z=z, **request)
+    return time.perf_counter() - start
+
+
+def projection_job(
+    run_dir: str, sha: str, spec: str, image_size: int | None, data_hash: str, method: str,
+    cap: int,
+) -> Future | None:  # fmt: skip
+    """None when this checkpoint's compare map is ready (in memory or on disk); else its job.
+
+    A missing UMAP/t-SNE map is fitted in the app's one projection worker
+    (:func:`lsx.app.cache.projection_jobs`, shared with the Latent map: fits never compete for
+    the cores), once per key for every browser session; a failed job is started again by the
+    next call. PCA is instant: always None.
+    """
+    if method == "pca":
+        return None
+    key = ("compare", run_dir, sha, spec, image_size, data_hash, method, int(cap))
+    jobs = cache.projection_jobs()
+    with jobs.lock:
+        if key in jobs.ready:
+            return None
+        future = jobs.futures.get(key)
+        if future is not None and not future.done():
+            return future
+        if future is not None and future.exception() is None:  # fitted (and stored on disk)
+            jobs.ready.add(key)
+            del jobs.futures[key]
+            return None
+    z, _ = _encode(run_dir, sha, spec, image_size, data_hash)
+    z = z[_sample_ids(spec, image_size, cap)]
+    request = _request(run_dir, sha, data_hash, method, cap)
+    _, _, hit = cached_projection(z=z, **request, compute=False)
+    with jobs.lock:
+        if hit:
+            jobs.ready.add(key)
+            jobs.futures.pop(key, None)
+            return None
+        future = jobs.futures.get(key)
+        if future is None or future.done():  # failed: start it again
+            future = jobs.pool.submit(_fit_in_background, request, z)
+            jobs.futures[key] = future
+        return future
+
+
+def pending(
+    runs: tuple[str, str], shas: tuple[str, str], choice: DataChoice, data_hash: str,
+    method: str, cap: int,
+) -> dict[str, Future]:  # fmt: skip
+    """The background fits the aligned maps still wait for, by side (``"A"``, ``"B"``).
+
+    Empty when both maps are ready (PCA, or UMAP/t-SNE in memory or on disk); the same
+    checkpoint twice shares one job.
+    """
+    jobs = {}
+    for side, run_dir, sha in zip(("A", "B"), runs, shas, strict=True):
+        job = projection_job(run_dir, sha, choice.spec, choice.image_size, data_hash, method, cap)
+        if job is not None:
+            jobs[side] = job
+    return jobs
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,23 +317,45 @@ class CompareFrame:
     err_b: np.ndarray
     hover: list[str]
     n_total: int
+    method: str  # the projection of both maps
+    manifests: tuple[dict[str, Any], dict[str, Any]]  # A's and B's projection manifests
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the two latent spaces ...")
+def _numbers(
+    run_a: str, sha_a: str, run_b: str, sha_b: str, spec: str, image_size: int | None,
+    data_hash: str, k: int, cap: int,
+) -> Comparison:  # fmt: skip
+    """kNN Jaccard, CKA, disparity and drift of the compared samples: no projection involved,
+    so switching the map's method reuses them (seconds for large spatial latents)."""
+    ds = load_dataset(spec, image_size=image_size)
+    ids = _sample_ids(spec, image_size, cap)
+    z_a, _ = _encode(run_a, sha_a, spec, image_size, data_hash)
+    z_b, _ = _encode(run_b, sha_b, spec, image_size, data_hash)
+    y = np.concatenate([ds.y_train, ds.y_test])[ids]
+    return compare_latents(z_a[ids], z_b[ids], y, k=k)
+
+
+@st.cache_data(max_entries=8, show_spinner="Projecting and aligning the two maps ...")
 def comparison(
     run_a: str, sha_a: str, run_b: str, sha_b: str, spec: str, image_size: int | None,
     data_hash: str, method: str, k: int, cap: int,
 ) -> CompareFrame:  # fmt: skip
-    """Encode both checkpoints on the same samples and compute every number of the page."""
+    """Encode both checkpoints on the same samples and compute every number of the page.
+
+    UMAP/t-SNE maps missing from the disk cache are fitted here, in the request: the page asks
+    :func:`pending` first and passes ``"pca"`` until the background fits are done.
+    """
     ds = load_dataset(spec, image_size=image_size)
     z_a, err_a = _encode(run_a, sha_a, spec, image_size, data_hash)
     z_b, err_b = _encode(run_b, sha_b, spec, image_size, data_hash)
     y_all = np.concatenate([ds.y_train, ds.y_test])
-    ids = sample_per_class(y_all, cap, seed=0)
+    ids = _sample_ids(spec, image_size, cap)
     z_a, z_b, y = z_a[ids], z_b[ids], y_all[ids]
-    numbers = compare_latents(z_a, z_b, y, k=k)
-    coords_a = _project(run_a, sha_a, data_hash, z_a, method, cap)
-    fit = procrustes_align(_project(run_b, sha_b, data_hash, z_b, method, cap), coords_a)
+    numbers = _numbers(run_a, sha_a, run_b, sha_b, spec, image_size, data_hash, k, cap)
+    coords_a, manifest_a = _project(run_a, sha_a, data_hash, z_a, method, cap)
+    coords_b, manifest_b = _project(run_b, sha_b, data_hash, z_b, method, cap)
+    fit = procrustes_align(coords_b, coords_a)
     n_train = len(ds.x_train)
     in_train = ids < n_train
     hover = hover_texts(
@@ -250,7 +366,8 @@ def comparison(
     return CompareFrame(
         ids.astype(np.int64), y, tuple(ds.class_names), coords_a, fit.aligned[:, :2],
         numbers.jaccard, numbers.order, numbers.cka, numbers.disparity, fit.disparity,
-        numbers.drift, numbers.k, err_a[ids], err_b[ids], hover, len(y_all),
+        numbers.drift, numbers.k, err_a[ids], err_b[ids], hover, len(y_all), method,
+        (manifest_a, manifest_b),
     )  # fmt: skip
 
 
@@ -351,6 +468,31 @@ def numbers(frame: CompareFrame) -> None:
     cols[3].metric("Max centroid drift", f"{frame.drift.drift.max():.3f}")
 
 
+def wait_for_projections(jobs: dict[str, Future], method: str, n_points: int) -> None:
+    """Say which maps are being fitted in the background; rerun the page when all are done."""
+    numba = (
+        " (the first UMAP fit in a server process also compiles numba, about 15-45 s on 2 cores)"
+        if method == "umap"
+        else ""
+    )
+    st.info(
+        f"{method.upper()} is being fitted for {' and '.join(jobs)} in the background; showing "
+        f"PCA until then. {n_points:,} points per checkpoint{numba}; afterwards it is read from "
+        "the disk cache. The maps switch by themselves; the numbers do not depend on the map.",
+        icon="⏳",
+    )
+    widgets.poll_jobs(list(jobs.values()), method)
+
+
+def manifests(frame: CompareFrame, names: tuple[str, str]) -> None:
+    """Both maps' projection manifests (method, parameters, seed, versions, cache), folded."""
+    with st.expander("Projection manifests of A and B (method, parameters, seed, versions, cache)"):
+        st.json(
+            {f"A · {names[0]}": frame.manifests[0], f"B · {names[1]}": frame.manifests[1]},
+            expanded=2,
+        )
+
+
 def selection(frame: CompareFrame) -> list[int]:
     """Ids selected in either map (box, lasso, click) or in the "most changed" table."""
     picked = st.session_state.get(state.CMP_RANKED)
@@ -375,7 +517,7 @@ def map_figure(
         color_title=label if by_class else "kNN Jaccard",
         hover=frame.hover, selected=selected,
         titles=(f"A · {names[0]}", f"B · {names[1]} (aligned to A)"),
-        uirevision=f"{names[0]}|{names[1]}|{settings.method}|{settings.cap}",
+        uirevision=f"{names[0]}|{names[1]}|{frame.method}|{settings.cap}",
     )  # fmt: skip
 
 

@@ -498,13 +498,23 @@ def wait_for_projection(job: Future, method: str, n_points: int) -> None:
         "from the disk cache). Showing PCA until it is ready; the map switches by itself.",
         icon="⏳",
     )
+    poll_jobs([job], method)
+
+
+def poll_jobs(jobs: Sequence[Future], method: str) -> None:
+    """Rerun the whole page once every background fit in ``jobs`` is done (polled every 2 s).
+
+    A fragment polls, so this browser session stays responsive meanwhile; a failed fit is shown
+    as an error instead (the next rerun of the page starts it again).
+    """
 
     @st.fragment(run_every="2s")
     def _poll() -> None:
-        if not job.done():
+        if not all(job.done() for job in jobs):
             return
-        if job.exception() is not None:
-            st.error(f"{method.upper()} failed: {job.exception()}. Pick another method or seed.")
+        failed = [job.exception() for job in jobs if job.exception() is not None]
+        if failed:
+            st.error(f"{method.upper()} failed: {failed[0]}. Pick another method or seed.")
             return
         st.rerun(scope="app")
 

@@ -152,3 +152,20 @@ def test_align_sequence_removes_rotations_and_reflections_between_epochs():
     assert pca_2d(X[:, :1]).shape == (400, 2)
     with pytest.raises(DataShapeError, match="same samples"):
         align_sequence([X, X[:10]])
+
+
+def test_procrustes_disparity_equals_the_full_fit_and_scipy():
+    from scipy.spatial import procrustes as scipy_procrustes
+
+    from lsx.analysis.compare import procrustes_disparity
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(300, 6))
+    b = a @ np.linalg.qr(rng.normal(size=(6, 6)))[0] * 2.0 + rng.normal(0, 0.3, (300, 6))
+    got = procrustes_disparity(b, a)
+    assert got == pytest.approx(procrustes_align(b, a).disparity, abs=1e-12)
+    assert got == pytest.approx(scipy_procrustes(a, b)[2], abs=1e-9)  # independent oracle
+    assert procrustes_disparity(a, a) == pytest.approx(0.0, abs=1e-12)
+    wide = rng.normal(size=(300, 9))  # other widths are zero-padded as in procrustes_align
+    assert procrustes_disparity(wide, a) == pytest.approx(procrustes_align(wide, a).disparity)
+    assert procrustes_disparity(np.ones((5, 2)), a[:5]) == 1.0  # a collapsed map

@@ -1,22 +1,26 @@
 """AppTest of the Compare page: empty state; two checkpoints on one dataset (numbers, two aligned
 panels, linked selection, gallery, metric table); a checkpoint with itself (identity values);
-different datasets (a choice of data both can encode, or a clear refusal); a missing dataset."""
+different datasets (a choice of data both can encode, or a clear refusal); a missing dataset;
+UMAP fitted in the background (PCA and a notice meanwhile, then the maps switch)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import shutil
+from concurrent.futures import wait
 from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from lsx.analysis.compare import compare_latents
 from lsx.app import compare, state
-from lsx.app.cache import THREADS_ENV
+from lsx.app.cache import THREADS_ENV, projection_jobs
 from lsx.checkpoint import (
     METRICS_NAME,
     STATUS_NAME,
@@ -86,11 +90,22 @@ def figure(at: AppTest) -> dict:
     chart = next(c for c in at.get("plotly_chart") if "x2" in c.proto.spec)
     fig = json.loads(chart.proto.spec)
     for trace in fig["data"]:
-        data = trace["customdata"]
-        if isinstance(data, dict):  # plotly encodes numpy arrays as base64
-            data = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
-        trace["customdata"] = data
+        for field in ("customdata", "x", "y"):
+            data = trace[field]
+            if isinstance(data, dict):  # plotly encodes numpy arrays as base64
+                data = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+            trace[field] = data
     return fig
+
+
+def panel_a(at: AppTest) -> dict[int, tuple[float, float]]:
+    """Panel A's position of every sample id."""
+    return {
+        i: (x, y)
+        for t in figure(at)["data"]
+        if t.get("xaxis", "x") == "x"
+        for i, x, y in zip(t["customdata"], t["x"], t["y"], strict=True)
+    }
 
 
 def test_empty_state(monkeypatch, tmp_path):
@@ -196,3 +211,70 @@ def test_data_choices_list_same_shape_builtins(root):
     assert [c.spec for c in choices][0] == "digits"
     assert choices[1].spec.startswith("folder:")
     assert "trained on `digits`" in message
+
+
+def test_umap_is_fitted_in_the_background_and_the_maps_switch_by_themselves(monkeypatch, tmp_path):
+    digits = load_dataset("digits")
+    make_run(tmp_path, "a-vae", "vae", digits, seed=0, loss=30.0)
+    make_run(tmp_path, "b-ae", "ae", digits, seed=1, loss=0.02)
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(tmp_path))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    calls = []  # the numbers are computed once, whichever map is shown
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return compare_latents(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "compare_latents", counting)
+
+    def open_page() -> AppTest:
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        at.session_state[state.CMP_A] = str(tmp_path / "a-vae")
+        at.session_state[state.CMP_B] = str(tmp_path / "b-ae")
+        at.session_state[state.CMP_CAP] = 200  # a small map: the fit is cheap once numba is warm
+        at.session_state[state.CMP_METHOD] = "umap"
+        return at.run(timeout=120)
+
+    at = open_page()
+    assert not at.exception
+    # the request does not fit: it answers with the PCA comparison and says UMAP is on its way
+    assert "UMAP is being fitted for A and B in the background; showing PCA" in at.info[0].value
+    assert any(c.value.startswith("PCA of each latent space") for c in at.caption)
+    assert at.json[0].value.count('"method": "pca"') == 2
+    assert "of **1,797** samples" in at.markdown[0].value
+    pca_numbers, pca_map = metrics(at), panel_a(at)
+    assert len(pca_map) == 200
+    # both fits went to the app's one projection worker
+    mine = {
+        key: f
+        for key, f in projection_jobs().futures.items()
+        if key[0] == "compare" and str(tmp_path) in key[1]
+    }
+    assert sorted((k[1].rsplit("/", 1)[1], k[6]) for k in mine) == [
+        ("a-vae", "umap"),
+        ("b-ae", "umap"),
+    ]
+    done, not_done = wait(mine.values(), timeout=180)  # what the polling fragment waits for
+    assert not not_done
+    assert all(f.exception() is None for f in done)
+
+    at.run(timeout=120)  # the fragment's st.rerun(scope="app")
+    assert not at.exception
+    assert not at.info
+    assert any(c.value.startswith("UMAP of each latent space") for c in at.caption)
+    manifests = json.loads(at.json[0].value)
+    assert [m["method"] for m in manifests.values()] == ["umap", "umap"]
+    assert [m["disk_cache"] for m in manifests.values()] == ["hit", "hit"]  # fitted by the worker
+    assert metrics(at) == pca_numbers  # CKA, Jaccard, drift do not depend on the map
+    assert len(calls) == 1  # ... and were not computed again for it
+    umap_map = panel_a(at)
+    assert umap_map.keys() == pca_map.keys()
+    assert umap_map != pca_map
+
+    st.cache_data.clear()  # a new server process: memory cold, disk warm
+    st.cache_resource.clear()
+    at = open_page()
+    assert not at.exception
+    assert not at.info  # read from disk at once, no background job
+    assert any(c.value.startswith("UMAP of each latent space") for c in at.caption)
+    assert panel_a(at) == umap_map
