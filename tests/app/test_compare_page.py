@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import threading
 from concurrent.futures import wait
 from pathlib import Path
 
@@ -226,6 +227,16 @@ def test_umap_is_fitted_in_the_background_and_the_maps_switch_by_themselves(monk
         return compare_latents(*args, **kwargs)
 
     monkeypatch.setattr(compare, "compare_latents", counting)
+    # hold the worker until the first answer is checked: with numba warm a 200-point fit can end
+    # before the page's polling fragment runs, which would rerun the page into the UMAP map
+    release = threading.Event()
+    fit = compare._fit_in_background
+
+    def held_fit(*args, **kwargs):
+        assert release.wait(timeout=120)
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "_fit_in_background", held_fit)
 
     def open_page() -> AppTest:
         at = AppTest.from_file(PAGE, default_timeout=120)
@@ -254,6 +265,7 @@ def test_umap_is_fitted_in_the_background_and_the_maps_switch_by_themselves(monk
         ("a-vae", "umap"),
         ("b-ae", "umap"),
     ]
+    release.set()
     done, not_done = wait(mine.values(), timeout=180)  # what the polling fragment waits for
     assert not not_done
     assert all(f.exception() is None for f in done)

@@ -83,7 +83,8 @@ def test_train_from_the_browser_then_compare_two_checkpoints(chromium, tmp_path)
             page.get_by_text(f"B · {SHIPPED[1]} (aligned to A)").wait_for(timeout=TIMEOUT_MS)
             wait_idle(page)
             page.wait_for_function(f"({PLOT_POINTS_JS})() === 2 * 1797", timeout=TIMEOUT_MS)
-            assert page.get_by_text(f"A · {SHIPPED[0]}").count() == 1
+            chart = page.locator(".js-plotly-plot")  # the subplot title (the manifests expander
+            assert chart.get_by_text(f"A · {SHIPPED[0]}").count() == 1  # names A and B too)
             assert page.get_by_text("Linear CKA").count() == 1
             page.get_by_text("Model cards and final metrics").wait_for(timeout=TIMEOUT_MS)
             assert page.locator("[data-testid='stDataFrame']").count() >= 4  # incl. metrics
