@@ -350,24 +350,12 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
         return None
     from lsx.app.cache import projection_jobs  # the one projection worker of this process
 
-    key = ("store", path, _version(path), method, int(seed))
-    jobs = projection_jobs()
-    with jobs.lock:
-        if key in jobs.ready:
-            return None
-        future = jobs.futures.get(key)
-        if future is not None and not future.done():
-            return future
-    _, _, hit = cached_store_projection(_open(path, _version(path)), method, 2, seed, compute=False)
-    with jobs.lock:
-        if hit:
-            jobs.ready.add(key)
-            return None
-        future = jobs.futures.get(key)
-        if future is None or future.done():  # done but not on disk: failed or not writable
-            future = jobs.pool.submit(_fit_in_background, path, method, int(seed))
-            jobs.futures[key] = future
-        return future
+    version = _version(path)
+    return projection_jobs().job(
+        ("store", path, version, method, int(seed)),
+        lambda: cached_store_projection(_open(path, version), method, 2, seed, compute=False)[2],
+        lambda: _fit_in_background(path, method, int(seed)),
+    )
 
 
 @st.cache_data(max_entries=8, show_spinner="Loading the store's map ...")

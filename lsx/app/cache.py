@@ -16,6 +16,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +303,38 @@ class _Jobs:
         self.futures: dict[tuple, Future] = {}
         self.ready: set[tuple] = set()
 
+    def job(
+        self, key: tuple, cached: Callable[[], bool], fit: Callable[[], float]
+    ) -> Future | None:
+        """None when ``key``'s result is ready; else its running job, started once per key.
+
+        ``cached()`` looks on disk (outside the lock: it may read files); ``fit()`` computes and
+        stores the result in the worker thread. A job that failed is started again by the next
+        call; one that finished marks the key ready (the caller then reads the result, or
+        computes it on the request path if it could not be stored).
+        """
+        with self.lock:
+            if key in self.ready:
+                return None
+            future = self.futures.get(key)
+            if future is not None and not future.done():
+                return future
+            if future is not None and future.exception() is None:
+                self.ready.add(key)
+                del self.futures[key]
+                return None
+        hit = cached()
+        with self.lock:
+            if hit:
+                self.ready.add(key)
+                self.futures.pop(key, None)
+                return None
+            future = self.futures.get(key)
+            if future is None or future.done():
+                future = self.pool.submit(fit)
+                self.futures[key] = future
+            return future
+
 
 @st.cache_resource(show_spinner=False)
 def projection_jobs() -> _Jobs:
@@ -331,31 +364,17 @@ def projection_job(
     if method == "pca":
         return None
     key = (run_dir, sha, data_hash, method, int(n_components), int(seed))
-    jobs = projection_jobs()
-    with jobs.lock:
-        if key in jobs.ready:
-            return None
-        future = jobs.futures.get(key)
-        if future is not None and not (future.done() and future.exception() is not None):
-            if future.done():
-                jobs.ready.add(key)
-                del jobs.futures[key]
-                return None
-            return future
-    z = np.concatenate([embedding(run_dir, sha, data_hash, s)[0] for s in SPLITS])
-    coords, _, hit = cached_projection(
-        Path(run_dir) / CACHE_SUBDIR, z=z, checkpoint_sha=sha, data_hash=data_hash, split="all",
-        method=method, n_components=n_components, seed=seed, compute=False,
-    )  # fmt: skip
-    with jobs.lock:
-        if hit:
-            jobs.ready.add(key)
-            return None
-        future = jobs.futures.get(key)
-        if future is None or (future.done() and future.exception() is not None):
-            future = jobs.pool.submit(_fit_in_background, run_dir, key, z)
-            jobs.futures[key] = future
-        return future
+    z = None
+
+    def cached() -> bool:
+        nonlocal z
+        z = np.concatenate([embedding(run_dir, sha, data_hash, s)[0] for s in SPLITS])
+        return cached_projection(
+            Path(run_dir) / CACHE_SUBDIR, z=z, checkpoint_sha=sha, data_hash=data_hash,
+            split="all", method=method, n_components=n_components, seed=seed, compute=False,
+        )[2]  # fmt: skip
+
+    return projection_jobs().job(key, cached, lambda: _fit_in_background(run_dir, key, z))
 
 
 # ------------------------------------------------------------------------------ map data

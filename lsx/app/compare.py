@@ -250,31 +250,16 @@ def projection_job(
     if method == "pca":
         return None
     key = ("compare", run_dir, sha, spec, image_size, data_hash, method, int(cap))
-    jobs = cache.projection_jobs()
-    with jobs.lock:
-        if key in jobs.ready:
-            return None
-        future = jobs.futures.get(key)
-        if future is not None and not future.done():
-            return future
-        if future is not None and future.exception() is None:  # fitted (and stored on disk)
-            jobs.ready.add(key)
-            del jobs.futures[key]
-            return None
-    z, _ = _encode(run_dir, sha, spec, image_size, data_hash)
-    z = z[_sample_ids(spec, image_size, cap)]
     request = _request(run_dir, sha, data_hash, method, cap)
-    _, _, hit = cached_projection(z=z, **request, compute=False)
-    with jobs.lock:
-        if hit:
-            jobs.ready.add(key)
-            jobs.futures.pop(key, None)
-            return None
-        future = jobs.futures.get(key)
-        if future is None or future.done():  # failed: start it again
-            future = jobs.pool.submit(_fit_in_background, request, z)
-            jobs.futures[key] = future
-        return future
+    z = None
+
+    def cached() -> bool:
+        nonlocal z
+        z_all, _ = _encode(run_dir, sha, spec, image_size, data_hash)
+        z = z_all[_sample_ids(spec, image_size, cap)]
+        return cached_projection(z=z, **request, compute=False)[2]
+
+    return cache.projection_jobs().job(key, cached, lambda: _fit_in_background(request, z))
 
 
 def pending(
