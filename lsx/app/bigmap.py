@@ -39,9 +39,7 @@ from lsx.errors import LsxError
 from lsx.latentstore import (
     MANIFEST_NAME,
     LatentStore,
-    list_stores,
     open_store,
-    stores_stamp,
 )
 from lsx.store import library_versions
 from lsx.viz.density import DensityGrid, density_grid, density_map
@@ -305,21 +303,15 @@ def headline(frame: StoreFrame) -> str:
 # ------------------------------------------------------------------------------ Streamlit
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _list(run_dir: str, stamp: tuple) -> list[tuple[str, str, str | None]]:
-    out = []
-    for entry in list_stores(Path(run_dir)):
-        if isinstance(entry, LatentStore):
-            label = f"{entry.path.name} ({entry.n:,} × {entry.dim})"
-            out.append((str(entry.path), label, None))
-        else:
-            out.append((str(entry[0]), f"{entry[0].name} (not usable)", entry[1]))
-    return out
-
-
 def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
     """``(path, label, reason or None)`` per store of the run; reason set when not usable."""
-    return _list(run_dir, stores_stamp(run_dir))
+    from lsx.app.cache import store_entries
+
+    return [
+        (e.path, f"{e.name} ({e.n:,} × {e.dim})" if e.reason is None else f"{e.name} (not usable)",
+         e.reason)
+        for e in store_entries(run_dir)
+    ]  # fmt: skip
 
 
 def _version(path: str) -> int:

@@ -377,6 +377,46 @@ def projection_job(
     return projection_jobs().job(key, cached, lambda: _fit_in_background(run_dir, key, z))
 
 
+# ------------------------------------------------------------------------------ latent stores
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One folder under ``<run>/stores/``: usable (``reason`` None) or why not."""
+
+    path: str
+    name: str
+    reason: str | None
+    n: int = 0
+    dim: int = 0
+    spec: str = ""
+    split: str = ""
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _store_entries(run_dir: str, stamp: tuple) -> list[StoreEntry]:
+    from lsx.latentstore import LatentStore, list_stores
+
+    out = []
+    for entry in list_stores(Path(run_dir)):  # usable = complete and from the current weights
+        if isinstance(entry, LatentStore):
+            out.append(
+                StoreEntry(str(entry.path), entry.path.name, None, entry.n, entry.dim,
+                           entry.spec, entry.split)
+            )  # fmt: skip
+        else:
+            out.append(StoreEntry(str(entry[0]), entry[0].name, entry[1]))
+    return out
+
+
+def store_entries(run_dir: str | Path) -> list[StoreEntry]:
+    """The run's latent stores (:func:`lsx.latentstore.list_stores`), listed again only when the
+    weights or a store's manifest change (the Latent map, Lookup and Large datasets pages)."""
+    from lsx.latentstore import stores_stamp
+
+    return _store_entries(str(run_dir), stores_stamp(run_dir))
+
+
 # ------------------------------------------------------------------------------ map data
 
 

@@ -56,7 +56,7 @@ from lsx.data.images import MAX_BYTES
 from lsx.data.uploads import MAX_UPLOAD_FILES, UPLOAD_EXTENSIONS, PreparedImage, prepare_upload
 from lsx.data.vocabulary import vocabulary_for
 from lsx.errors import LsxError
-from lsx.latentstore import MANIFEST_NAME, LatentStore, list_stores, open_store, stores_stamp
+from lsx.latentstore import MANIFEST_NAME, LatentStore, open_store
 from lsx.viz.clusters import add_centers, add_queries, distance_profile
 from lsx.viz.images import decode_triptych, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
@@ -191,22 +191,15 @@ def _short(spec: str, width: int = 48) -> str:
     return spec if len(spec) <= width else f"{spec[:6]}…{spec[-(width - 7) :]}"
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _store_list(run_dir: str, stamp: tuple) -> list[tuple[str, str, str | None]]:
-    out = []
-    for entry in list_stores(Path(run_dir)):  # usable = complete and from the current weights
-        if isinstance(entry, LatentStore):
-            label = f"store: {entry.path.name} ({entry.n:,} images, {_short(entry.spec)})"
-            out.append((STORE_PREFIX + str(entry.path), label, None))
-        else:
-            out.append((STORE_PREFIX + str(entry[0]), f"store: {entry[0].name}", entry[1]))
-    return out
-
-
 def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
     """``(choice value, label, reason or None)`` per latent store of the run; a reason (stale,
     incomplete, corrupt) means it is not searched."""
-    return _store_list(run_dir, stores_stamp(run_dir))
+    return [
+        (STORE_PREFIX + e.path,
+         f"store: {e.name}" + (f" ({e.n:,} images, {_short(e.spec)})" if e.reason is None else ""),
+         e.reason)
+        for e in cache.store_entries(run_dir)
+    ]  # fmt: skip
 
 
 def _manifest_key(path: str) -> str:

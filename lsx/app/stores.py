@@ -26,7 +26,7 @@ import streamlit as st
 from lsx.checkpoint import atomic_write_json
 from lsx.data.lazy import SPLITS, open_source
 from lsx.errors import ConfigError, LsxError
-from lsx.latentstore import MANIFEST_NAME, STORES_DIR, LatentStore, list_stores, store_dir_for
+from lsx.latentstore import MANIFEST_NAME, STORES_DIR, store_dir_for
 from lsx.train import pid_alive
 
 JOBS_DIR = ".jobs"
@@ -178,23 +178,24 @@ def _last_error(log: str) -> str:
 
 def store_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     """One table row per store folder: usable ones with their size, others with the reason."""
+    from lsx.app.cache import store_entries
+
     rows = []
-    for entry in list_stores(run_dir):
-        if isinstance(entry, LatentStore):
+    for e in store_entries(run_dir):
+        if e.reason is None:
             rows.append(
                 {
-                    "store": entry.path.name,
-                    "data": entry.spec,
-                    "split": entry.split,
-                    "points": entry.n,
-                    "dims": entry.dim,
-                    "MB on disk": round(_size_mb(entry.path), 1),
+                    "store": e.name,
+                    "data": e.spec,
+                    "split": e.split,
+                    "points": e.n,
+                    "dims": e.dim,
+                    "MB on disk": round(_size_mb(Path(e.path)), 1),
                     "status": "ready: open it on the Latent map (Source)",
                 }
             )
         else:
-            path, reason = entry
-            rows.append({"store": path.name, "status": reason})
+            rows.append({"store": e.name, "status": e.reason})
     return rows
 
 
