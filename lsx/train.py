@@ -177,6 +177,17 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def command_has(pid: int, *args: str) -> bool | None:
+    """Whether the command line of process ``pid`` holds every one of ``args`` (e.g. ``"lsx",
+    "train"``), so a recycled PID is never signalled; None where it cannot be read (no /proc)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    words = {a.decode(errors="replace") for a in cmd}
+    return all(a in words for a in args)
+
+
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
     """The epoch's shuffled index batches; a function of (seed, epoch) only, so resume can skip
     and every rank of a distributed run sees the same global batches."""

@@ -27,7 +27,7 @@ from lsx.checkpoint import atomic_write_json
 from lsx.data.lazy import SPLITS, open_source
 from lsx.errors import ConfigError, LsxError
 from lsx.latentstore import MANIFEST_NAME, STORES_DIR, store_dir_for
-from lsx.train import pid_alive
+from lsx.train import command_has, pid_alive
 
 JOBS_DIR = ".jobs"
 LOG_LINES = 30
@@ -76,12 +76,9 @@ def _alive(job: Mapping[str, Any]) -> bool:
 
 
 def _is_encoder(pid: int) -> bool:
-    """The PID is an ``lsx encode`` process (a recycled PID must not be signalled)."""
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc (macOS): trust the PID
-    return b"lsx" in cmd and b"encode" in cmd
+    """The PID is an ``lsx encode`` process (a recycled PID must not be signalled); without
+    /proc (macOS) the PID is trusted."""
+    return command_has(pid, "lsx", "encode") is not False
 
 
 def running_job(run_dir: Path, store_dir: Path) -> dict[str, Any] | None:

@@ -56,7 +56,7 @@ from lsx.data.lazy import ImageSource, open_source
 from lsx.errors import ConfigError, DatasetError, LsxError, TrainingError
 from lsx.models import MODELS, make_config
 from lsx.snapshots import SNAPSHOT_DIR, read_index, read_snapshots, snapshot_epochs
-from lsx.train import pid_alive
+from lsx.train import command_has, pid_alive
 from lsx.viz.training import loss_curves, metric_curves, snapshot_animation
 
 LOG_NAME = "train.log"
@@ -536,12 +536,7 @@ def cancel_job(run_dir: Path) -> bool:
 
 def _is_trainer(pid: int, name: str) -> bool:
     """The process's command line is an lsx training of this run (never signal a stranger)."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    text = [a.decode(errors="replace") for a in args]
-    return "lsx" in text and "train" in text and name in text
+    return command_has(pid, "lsx", "train", name) is True
 
 
 # ------------------------------------------------------------------------------ job state
