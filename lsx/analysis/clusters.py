@@ -351,11 +351,17 @@ def place_by_neighbours(
     -------
     ndarray of shape (n_new, coords_ref.shape[1])
     """
+    from lsx.analysis.knn import build_index
+    from lsx.analysis.tiers import place_by_neighbours as place  # the map tiers' placement
+
     coords_ref = np.asarray(coords_ref, dtype=np.float64)
     if len(coords_ref) != len(z_ref):
         raise DataShapeError(f"coords_ref has {len(coords_ref)} rows but z_ref {len(z_ref)}.")
-    ids, _ = nearest_samples(z_new, z_ref, k)
-    return coords_ref[ids].mean(axis=1)
+    q, db = _as_2d(z_new, "z_new"), _as_2d(z_ref, "z_ref")
+    if q.shape[1] != db.shape[1]:
+        raise DataShapeError(f"New latents have {q.shape[1]} columns, reference {db.shape[1]}.")
+    index = build_index(db, n_queries=len(q))
+    return place(index, coords_ref, q, np.arange(len(q)), max(1, min(int(k), len(db))))
 
 
 # ------------------------------------------------------------------------------ metrics

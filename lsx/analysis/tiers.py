@@ -273,7 +273,8 @@ def place_by_neighbours(
     coords : ndarray of shape (n_rows, n_components), float32
     """
     chunk_size = _check_count(chunk_size, "chunk_size", 1)
-    out = np.empty((len(rows), fitted.shape[1]), dtype=np.float32)
+    # float32 for maps; float64 coordinates (e.g. a lookup's reference map) stay float64
+    out = np.empty((len(rows), fitted.shape[1]), dtype=np.result_type(fitted.dtype, np.float32))
     for start in range(0, len(rows), chunk_size):
         part = rows[start : start + chunk_size]
         ids, _ = index.query(_chunk(z, part, "placed"), k)  # (chunk, k)
