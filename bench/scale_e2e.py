@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         assert rc == 0, rc
         out["encode"]["rows_per_s"] = round(args.n / out["encode"]["seconds"])
         (store,) = list_stores(run_dir)
-        from lsx.app.bigmap import cached_store_projection
+        from lsx.store import cached_store_projection
 
         _, manifest, _ = stage(out, "project", cached_store_projection, store, "umap", seed=0)
         out["project"]["manifest"] = {

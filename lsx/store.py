@@ -34,7 +34,7 @@ import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -42,6 +42,7 @@ from torch import nn
 from lsx import __version__
 from lsx.analysis.embedding import Embedding, check_images, embed
 from lsx.analysis.projection import check_latents, check_request, project
+from lsx.analysis.tiers import DEFAULT_K, plan_projection, project_tiered, resolve_backend
 from lsx.checkpoint import atomic_write_bytes, atomic_write_json
 from lsx.errors import ConfigError
 
@@ -49,12 +50,15 @@ CACHE_DIR_NAME = "cache"
 FORMAT_VERSION = 1
 LIBRARIES = ("numpy", "torch", "scikit-learn", "umap-learn")  # versions recorded per entry
 TMP_MAX_AGE_S = 3600.0  # a ".tmp-*" file older than this is a crashed write, not one in flight
-_ARRAY_SUFFIX = {"embedding": ".npz", "projection": ".npy"}
+_ARRAY_SUFFIX = {"embedding": ".npz", "projection": ".npy", "store-projection": ".npy"}
 # Fields that identify a request across checkpoints: same slot + other hashes = stale sibling.
 _SLOT_FIELDS = ("kind", "split", "method", "n_components", "seed", "params")
 _SOURCE_FIELDS = ("checkpoint_sha", "data_hash", "versions")
 
 Manifest = dict[str, Any]
+
+if TYPE_CHECKING:
+    from lsx.latentstore import LatentStore
 
 
 def default_cache_dir(run_dir: Path) -> Path:
@@ -86,9 +90,9 @@ def _key(request: Manifest) -> str:
     return _sha256(json.dumps(request, sort_keys=True).encode())[:32]
 
 
-def _paths(cache_dir: Path, request: Manifest) -> tuple[Path, Path]:
-    """(array file, manifest file) of a request."""
-    stem = f"{request['kind']}-{_key(request)}"
+def _paths(cache_dir: Path, request: Manifest, prefix: str | None = None) -> tuple[Path, Path]:
+    """(array file, manifest file) of a request: ``<prefix or kind>-<key>.<suffix>``."""
+    stem = f"{prefix or request['kind']}-{_key(request)}"
     return cache_dir / (stem + _ARRAY_SUFFIX[request["kind"]]), cache_dir / (stem + ".json")
 
 
@@ -191,22 +195,26 @@ def _store(
     arrays: Mapping[str, np.ndarray],
     seconds: float,
     stale_reason: str | None,
+    *,
+    prefix: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Write the entry (array file, then manifest) and return the manifest the caller sees."""
     buf = io.BytesIO()
-    if request["kind"] == "projection":
+    if _ARRAY_SUFFIX[request["kind"]] == ".npy":
         np.save(buf, arrays["coords"], allow_pickle=False)
     else:
         np.savez(buf, **arrays)
     payload = buf.getvalue()
     manifest = {
         **request,
+        **(extra or {}),  # e.g. how it was computed; not part of the key
         "key": _key(request),
         "array_sha256": _sha256(payload),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "compute_seconds": round(seconds, 4),
     }
-    array_path, manifest_path = _paths(cache_dir, request)
+    array_path, manifest_path = _paths(cache_dir, request, prefix)
     out: Manifest = {**manifest, "cached": True}
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -423,3 +431,126 @@ def clear_stale(cache_dir: Path, checkpoint_sha: str, data_hash: str) -> list[Pa
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
+
+
+# ------------------------------------------------------------------------------ latent stores
+# The tiered projection of a whole latent store (lsx.latentstore), cached in the store's own
+# ``projections/`` folder as ``<method>-<key>.npy`` + manifest, keyed by the store's identity.
+
+STORE_PROJECTIONS_DIR = "projections"
+_STORE_SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe another store
+
+
+def store_identity(store: LatentStore) -> dict[str, Any]:
+    """What a store's projection depends on: weights, source, size, split (from its manifest)."""
+    m = store.manifest
+    return {
+        "checkpoint_sha": store.checkpoint_sha,
+        "source_hash": store.source_hash,
+        "n": store.n,
+        "dim": store.dim,
+        "split": str(m.get("split")),
+        "model_kind": str(m.get("model_kind")),
+    }
+
+
+def store_projection_request(
+    store: LatentStore,
+    method: str,
+    n_components: int = 2,
+    seed: int = 0,
+    *,
+    exact_max: int | None = None,
+    sample_size: int | None = None,
+    k: int = DEFAULT_K,
+    backend: str = "auto",
+) -> dict[str, Any]:
+    """The manifest fields that identify one projection of ``store`` (ConfigError if invalid)."""
+    params = check_request(method, n_components, seed, None)
+    tier = plan_projection(store.n, method, exact_max=exact_max, sample_size=sample_size, k=k)
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "store-projection",
+        "store": store_identity(store),
+        "method": method,
+        "n_components": int(n_components),
+        "seed": int(seed),
+        "params": params,
+        "tier": {"name": tier.name, "exact_max": tier.exact_max, "n_fit": tier.n_fit, "k": tier.k},
+        "backend": resolve_backend(method, backend),
+        "versions": library_versions(),
+    }
+
+
+def _store_sibling_reason(store: LatentStore, request: Manifest) -> str | None:
+    """Why a miss is a recomputation: the same map made from another store, say so."""
+    for path in sorted((store.path / STORE_PROJECTIONS_DIR).glob(f"{request['method']}-*.json")):
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        same_map = all(old.get(f) == request[f] for f in _STORE_SLOT)
+        if same_map and old.get("store") != request["store"]:
+            diff = [
+                f"{k} {v!r}" for k, v in old.get("store", {}).items() if request["store"][k] != v
+            ]
+            return f"the cached {path.name} was made from another store ({'; '.join(diff)})"
+    return None
+
+
+def cached_store_projection(
+    store: LatentStore,
+    method: str,
+    n_components: int = 2,
+    seed: int = 0,
+    *,
+    compute: bool = True,
+    threads: int = 1,
+    **tier: Any,
+) -> tuple[np.ndarray | None, dict[str, Any], bool]:
+    """The tiered projection of a store, from ``<store>/projections/`` when cached there.
+
+    Parameters
+    ----------
+    store : LatentStore
+    method, n_components, seed
+        As in :func:`lsx.analysis.tiers.project_tiered` (labels: the store's primary labels).
+    compute : bool
+        False only looks: a miss returns ``(None, request, False)``.
+    threads : int
+        FAISS threads of the placement.
+    **tier
+        ``exact_max``, ``sample_size``, ``k``, ``backend`` (part of the key).
+
+    Returns
+    -------
+    coords : ndarray of shape (n, n_components), float32, or None (miss with compute=False)
+    manifest : dict
+        The request plus the tier info of ``project_tiered`` (tier, backend, sample rule,
+        placement rule and k, knn index info, seconds per stage), ``array_sha256``, ``created``;
+        plus ``cached`` (False when the folder is read-only, with the reason) and
+        ``recomputed_because`` when an entry from another store was replaced.
+    hit : bool
+    """
+    request = store_projection_request(store, method, n_components, seed, **tier)
+    cache_dir = store.path / STORE_PROJECTIONS_DIR
+    array_path, manifest_path = _paths(cache_dir, request, prefix=method)
+    manifest, _ = _read_manifest(manifest_path)
+    if manifest is not None and _describe_diff(manifest, request, tuple(request)) is None:
+        arrays, _ = _load_arrays(array_path, manifest, {"coords": (store.n, int(n_components))})
+        if arrays is not None:  # else corrupt, truncated or of another shape: recomputed
+            return arrays["coords"], manifest, True
+    stale = _store_sibling_reason(store, request)
+    if not compute:
+        return None, {**request, "cached": False, "stale_reason": stale}, False
+    backend = request["backend"] if request["backend"] == "cuml" else "cpu"
+    start = time.perf_counter()
+    coords, info = project_tiered(
+        store.z, method, n_components, seed=seed, labels=np.asarray(store.y),
+        exact_max=request["tier"]["exact_max"], sample_size=request["tier"]["n_fit"],
+        k=request["tier"]["k"] or DEFAULT_K, backend=backend, threads=threads,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    out = _store(cache_dir, request, {"coords": coords}, seconds, stale, prefix=method,
+                 extra={"info": info})  # fmt: skip
+    return coords, out, False

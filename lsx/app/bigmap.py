@@ -3,13 +3,9 @@ a scatter or density rendering, and a gallery of selected images read lazily fro
 
 Two layers:
 
-- plain functions (no Streamlit calls; ``bench/scale.py`` uses them):
-  :func:`cached_store_projection` caches :func:`lsx.analysis.tiers.project_tiered` of a store
-  under ``<store>/projections/`` (``<method>-<key>.npy`` + ``<method>-<key>.json``, the
-  manifest written last, atomically). The key hashes the store's identity (checkpoint sha,
-  source hash, n, dim, split) and the request (method, n_components, seed, parameters, tier
-  settings, backend, library versions), so a store re-encoded from another checkpoint or source
-  never gets an old map; a miss next to such an entry says why it was recomputed.
+- plain functions (no Streamlit calls; ``bench/scale.py`` uses them): the map frame and figure
+  of a store; the tiered projection itself is cached by :func:`lsx.store.cached_store_projection`
+  under ``<store>/projections/`` (re-exported here).
 - Streamlit wrappers: bounded caches keyed by the store path and its manifest's mtime, the
   background fit (the worker of :mod:`lsx.app.cache`, PCA shown meanwhile), and
   :func:`store_view`, which renders the page section. ``z`` is never loaded into session state:
@@ -18,10 +14,7 @@ Two layers:
 
 from __future__ import annotations
 
-import hashlib
 import html
-import io
-import json
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -32,21 +25,18 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from lsx.analysis.projection import PROJECTIONS, check_request, sample_per_class
-from lsx.analysis.tiers import DEFAULT_K, plan_projection, project_tiered, resolve_backend
-from lsx.checkpoint import atomic_write_bytes, atomic_write_json
+from lsx.analysis.projection import PROJECTIONS, sample_per_class
+from lsx.analysis.tiers import plan_projection
 from lsx.errors import LsxError
 from lsx.latentstore import (
     MANIFEST_NAME,
     LatentStore,
     open_store,
 )
-from lsx.store import library_versions
+from lsx.store import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
 from lsx.viz.density import DensityGrid, density_grid, density_map
 from lsx.viz.latent import latent_scatter
 
-PROJECTIONS_DIR = "projections"
-FORMAT_VERSION = 1
 # Up to this many points every point is a WebGL marker with box/lasso; above it, a density
 # raster of all plus a per-class sample (field-notes.md D.2: "<= ~50k points -> scattergl";
 # B.4: lasso gets sluggish towards 10^5-10^6). At 50,000 the chart is about 0.8 MB of JSON.
@@ -57,155 +47,6 @@ AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
 _SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe another store
 
 # ------------------------------------------------------------------------------ disk cache
-
-
-def store_identity(store: LatentStore) -> dict[str, Any]:
-    """What a store's projection depends on: weights, source, size, split (from its manifest)."""
-    m = store.manifest
-    return {
-        "checkpoint_sha": store.checkpoint_sha,
-        "source_hash": store.source_hash,
-        "n": store.n,
-        "dim": store.dim,
-        "split": str(m.get("split")),
-        "model_kind": str(m.get("model_kind")),
-    }
-
-
-def projection_request(
-    store: LatentStore,
-    method: str,
-    n_components: int = 2,
-    seed: int = 0,
-    *,
-    exact_max: int | None = None,
-    sample_size: int | None = None,
-    k: int = DEFAULT_K,
-    backend: str = "auto",
-) -> dict[str, Any]:
-    """The manifest fields that identify one projection of ``store`` (ConfigError if invalid)."""
-    params = check_request(method, n_components, seed, None)
-    tier = plan_projection(store.n, method, exact_max=exact_max, sample_size=sample_size, k=k)
-    return {
-        "format_version": FORMAT_VERSION,
-        "kind": "store-projection",
-        "store": store_identity(store),
-        "method": method,
-        "n_components": int(n_components),
-        "seed": int(seed),
-        "params": params,
-        "tier": {"name": tier.name, "exact_max": tier.exact_max, "n_fit": tier.n_fit, "k": tier.k},
-        "backend": resolve_backend(method, backend),
-        "versions": library_versions(),
-    }
-
-
-def _paths(store: LatentStore, request: dict[str, Any]) -> tuple[Path, Path]:
-    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24]
-    folder = store.path / PROJECTIONS_DIR
-    return folder / f"{request['method']}-{key}.npy", folder / f"{request['method']}-{key}.json"
-
-
-def _read_entry(store: LatentStore, request: dict[str, Any]) -> tuple[np.ndarray | None, Any, str]:
-    """(coords, manifest, "") on a hit; (None, None, why it is not usable) otherwise."""
-    array_path, manifest_path = _paths(store, request)
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        data = array_path.read_bytes()
-    except (OSError, ValueError) as err:
-        return None, None, f"{manifest_path.name} or its array is missing or unreadable ({err})"
-    if any(manifest.get(f) != v for f, v in request.items()):
-        return None, None, f"{manifest_path.name} describes another projection"
-    if hashlib.sha256(data).hexdigest() != manifest.get("array_sha256"):
-        return None, None, f"{array_path.name} is corrupt or truncated (sha256 mismatch)"
-    coords = np.load(io.BytesIO(data), allow_pickle=False)
-    if coords.shape != (store.n, request["n_components"]) or coords.dtype != np.float32:
-        return None, None, f"{array_path.name} has shape {coords.shape}, not ({store.n}, ...)"
-    return coords, manifest, ""
-
-
-def _sibling_reason(store: LatentStore, request: dict[str, Any]) -> str | None:
-    """Why a miss is a recomputation: the same map made from another store, say so."""
-    for path in sorted((store.path / PROJECTIONS_DIR).glob(f"{request['method']}-*.json")):
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if all(old.get(f) == request[f] for f in _SLOT) and old.get("store") != request["store"]:
-            diff = [
-                f"{k} {v!r}" for k, v in old.get("store", {}).items() if request["store"][k] != v
-            ]
-            return f"the cached {path.name} was made from another store ({'; '.join(diff)})"
-    return None
-
-
-def cached_store_projection(
-    store: LatentStore,
-    method: str,
-    n_components: int = 2,
-    seed: int = 0,
-    *,
-    compute: bool = True,
-    threads: int = 1,
-    **tier: Any,
-) -> tuple[np.ndarray | None, dict[str, Any], bool]:
-    """The tiered projection of a store, from ``<store>/projections/`` when cached there.
-
-    Parameters
-    ----------
-    store : LatentStore
-    method, n_components, seed
-        As in :func:`lsx.analysis.tiers.project_tiered` (labels: the store's primary labels).
-    compute : bool
-        False only looks: a miss returns ``(None, request, False)``.
-    threads : int
-        FAISS threads of the placement.
-    **tier
-        ``exact_max``, ``sample_size``, ``k``, ``backend`` (part of the key).
-
-    Returns
-    -------
-    coords : ndarray of shape (n, n_components), float32, or None (miss with compute=False)
-    manifest : dict
-        The request plus the tier info of ``project_tiered`` (tier, backend, sample rule,
-        placement rule and k, knn index info, seconds per stage), ``array_sha256``, ``created``;
-        plus ``cached`` (False when the folder is read-only, with the reason) and
-        ``recomputed_because`` when an entry from another store was replaced.
-    hit : bool
-    """
-    request = projection_request(store, method, n_components, seed, **tier)
-    coords, manifest, _ = _read_entry(store, request)
-    if coords is not None:
-        return coords, manifest, True
-    stale = _sibling_reason(store, request)
-    if not compute:
-        return None, {**request, "cached": False, "stale_reason": stale}, False
-    backend = request["backend"] if request["backend"] == "cuml" else "cpu"
-    coords, info = project_tiered(
-        store.z, method, n_components, seed=seed, labels=np.asarray(store.y),
-        exact_max=request["tier"]["exact_max"], sample_size=request["tier"]["n_fit"],
-        k=request["tier"]["k"] or DEFAULT_K, backend=backend, threads=threads,
-    )  # fmt: skip
-    buf = io.BytesIO()
-    np.save(buf, coords, allow_pickle=False)
-    payload = buf.getvalue()
-    manifest = {
-        **request,
-        "info": info,
-        "array_sha256": hashlib.sha256(payload).hexdigest(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    out = {**manifest, "cached": True}
-    array_path, manifest_path = _paths(store, request)
-    try:
-        array_path.parent.mkdir(exist_ok=True)
-        atomic_write_bytes(array_path, payload)
-        atomic_write_json(manifest_path, manifest)  # last: an entry without it is incomplete
-    except OSError as err:  # a read-only store: serve the map, say it is not cached
-        out.update(cached=False, not_cached_because=f"cannot write {array_path.parent} ({err})")
-    if stale:
-        out["recomputed_because"] = stale
-    return coords, out, False
 
 
 # ------------------------------------------------------------------------------ map frame

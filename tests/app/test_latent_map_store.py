@@ -17,6 +17,7 @@ import torch
 from sklearn.datasets import make_blobs
 from streamlit.testing.v1 import AppTest
 
+import lsx.store
 from lsx.analysis import tiers
 from lsx.app import bigmap, state
 from lsx.app.cache import THREADS_ENV
@@ -187,8 +188,8 @@ def test_stale_store_is_a_message_not_an_exception(monkeypatch, root):
 def test_tiered_projection_is_fitted_in_the_background(monkeypatch, root):
     # the real tiered path with a small sample, so the test stays fast (UMAP at 50k: minutes)
     fast = partial(tiers.project_tiered, params={"max_iter": 250})
-    monkeypatch.setattr(
-        bigmap, "project_tiered", lambda *a, **kw: fast(*a, **{**kw, "sample_size": 400})
+    monkeypatch.setattr(  # where the store's projection cache calls it
+        lsx.store, "project_tiered", lambda *a, **kw: fast(*a, **{**kw, "sample_size": 400})
     )
     at = page(monkeypatch, root, "big")
     at.sidebar.selectbox(key=state.LMS_METHOD).set_value("tsne")
