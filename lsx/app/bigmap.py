@@ -25,8 +25,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from lsx.analysis.projection import PROJECTIONS, sample_per_class
-from lsx.analysis.tiers import plan_projection
+from lsx.analysis.projection import sample_per_class
+from lsx.analysis.tiers import EXACT_MAX, plan_projection
 from lsx.errors import LsxError
 from lsx.latentstore import (
     MANIFEST_NAME,
@@ -234,25 +234,20 @@ def store_images(
 
 def store_controls(store: LatentStore) -> tuple[str, int, str]:
     """Sidebar controls of a store map: projection (form), seed, colour attribute."""
-    from lsx.app import state
+    from lsx.app import state, widgets
 
     attrs = list(store.label_names)
     if st.session_state.get(state.LMS_COLOR) not in attrs:
         st.session_state[state.LMS_COLOR] = attrs[0]
     with st.sidebar:
         st.subheader("Map of the store")
-        with st.form("lms_projection_form", border=False):
-            st.selectbox(
-                "Projection",
-                list(PROJECTIONS),
-                key=state.LMS_METHOD,
-                format_func=str.upper,
-                help="PCA is always offered and instant. UMAP and t-SNE are exact up to "
-                "50,000 and 10,000 points; above, fitted on a stratified sample and the other "
-                "points placed by their nearest neighbours in latent space.",
-            )
-            st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=state.LMS_SEED)
-            st.form_submit_button("Apply projection", width="stretch")
+        widgets.projection_form(
+            "lms_projection_form", state.LMS_METHOD, state.LMS_SEED,
+            f"PCA is always offered and instant. UMAP and t-SNE are exact up to "
+            f"{EXACT_MAX['umap']:,} and {EXACT_MAX['tsne']:,} points; above, fitted on a "
+            "stratified sample and the other points placed by their nearest neighbours in "
+            "latent space.",
+        )  # fmt: skip
         st.selectbox("Colour by label", attrs, key=state.LMS_COLOR)
     return (
         str(st.session_state[state.LMS_METHOD]),

@@ -332,16 +332,10 @@ def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> Map
     )
     with st.sidebar:
         st.subheader("Map")
-        with st.form("lm_projection_form", border=False):
-            st.selectbox(
-                "Projection",
-                list(PROJECTIONS),
-                key=state.LM_METHOD,
-                format_func=str.upper,
-                help="\n\n".join(f"**{k}**: {spec.summary}" for k, spec in PROJECTIONS.items()),
-            )
-            st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=state.LM_SEED)
-            st.form_submit_button("Apply projection", width="stretch")
+        projection_form(
+            "lm_projection_form", state.LM_METHOD, state.LM_SEED,
+            "\n\n".join(f"**{k}**: {spec.summary}" for k, spec in PROJECTIONS.items()),
+        )  # fmt: skip
         st.toggle("3-D", key=state.LM_3D, help="A 3-D scatter you can rotate (selection: click).")
         st.radio("Split", SPLITS, key=state.LM_SPLIT, horizontal=True)
         st.selectbox("Colour by", options, key=state.LM_COLOR, format_func=color_label)
@@ -435,6 +429,17 @@ def selected_ids(event: Any, shown: Iterable[int] | None = None) -> list[int]:
         keep = set(int(i) for i in shown)
         return [i for i in out if i in keep]
     return list(out)
+
+
+def projection_form(form_key: str, method_key: str, seed_key: str, help_text: str) -> None:
+    """Projection method and seed in one form (call inside ``st.sidebar``): applied together, so
+    changing both costs one refit, not two."""
+    with st.form(form_key, border=False):
+        st.selectbox(
+            "Projection", list(PROJECTIONS), key=method_key, format_func=str.upper, help=help_text
+        )
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=seed_key)
+        st.form_submit_button("Apply projection", width="stretch")
 
 
 def spread(ids: Sequence[int], cap: int) -> tuple[int, ...]:
