@@ -101,6 +101,9 @@ def test_umap_is_fitted_in_the_background_and_the_map_switches_by_itself(chromiu
             sidebar.get_by_role("button", name="Apply projection").click()
             # answered at once with PCA and a notice; the fragment switches to UMAP when done
             page.get_by_text("in the background").wait_for(timeout=30_000)
+            # the notice is drawn before the map's caption in the same run: wait for both (the
+            # switch to UMAP needs a tick of the 2 s polling fragment, so PCA is seen first)
+            page.get_by_text(re.compile(r"PCA 2-D")).wait_for(timeout=30_000)
             assert page.get_by_text(re.compile(r"PCA 2-D")).count() == 1
             page.get_by_text(re.compile(r"UMAP 2-D")).wait_for(timeout=TIMEOUT_MS)
             wait_idle(page)
