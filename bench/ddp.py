@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lsx.checkpoint import METRICS_NAME, read_jsonl  # noqa: E402
+from lsx.checkpoint import METRICS_NAME  # noqa: E402
+from lsx.files import read_jsonl  # noqa: E402
 
 
 def run(nproc: int, out: Path, args: argparse.Namespace) -> dict:

@@ -5,7 +5,7 @@
 
 Each size is a synthetic ``npy:`` source of 1x16x16 uint8 images, written to a temporary file in
 chunks (the 1M file is 256 MB; it is never held in memory). Each (size, dim) is encoded by
-``lsx.latentstore.encode_to_store`` in a FRESH subprocess (1 torch thread, batch 1024) through a
+``lsx.latents.encode_to_store`` in a FRESH subprocess (1 torch thread, batch 1024) through a
 small MLP autoencoder (``ae``, hidden 64), so its peak RSS (``VmHWM``) is that encode's alone;
 ``rss_after_imports_mib`` is the same process before encoding (Python + torch + lsx). Target
 (issue 8): 1,000,000 latent vectors without holding the dataset in RAM, under 8 GiB RSS.
@@ -59,7 +59,7 @@ def child(npy: Path, dim: int, batch: int, store: Path) -> dict[str, Any]:
     import torch
 
     from lsx.data.lazy import open_source
-    from lsx.latentstore import encode_to_store
+    from lsx.latents.writer import encode_to_store
     from lsx.models import build_model, make_config
 
     torch.set_num_threads(1)

@@ -5,9 +5,9 @@ print JSON.
     python bench/lookup_store.py --n 100000 --dim 16  # a quick run
     python bench/lookup_store.py --hnsw-n 1000000     # HNSW measured at 1M too (minutes)
 
-The store folder is written directly in ``lsx.latentstore``'s format (``z.npy`` etc. through
+The store folder is written directly in ``lsx.latents``'s format (``z.npy`` etc. through
 ``np.lib.format.open_memmap`` in chunks, then ``manifest.json``) and opened with
-``lsx.latentstore.open_store``, exactly as the Lookup page opens it: encoding a million images
+``lsx.latents.open_store``, exactly as the Lookup page opens it: encoding a million images
 first would only time the encoder (``bench/encode.py`` does that). ``z`` is a mixture of 10
 Gaussian clusters. The query is one "upload": a random 1x8x8 image encoded by a small untrained
 MLP autoencoder (``ae``, latent 64 or the chosen dim), then searched, as the page does it
@@ -53,8 +53,8 @@ def _status_mib(field: str) -> float:
 
 def write_store(store_dir: Path, n: int, dim: int, seed: int = 0) -> None:
     """A complete latent store of n synthetic latents (10 Gaussian clusters), in chunks."""
-    from lsx.checkpoint import atomic_write_json
-    from lsx.latentstore import FORMAT_VERSION
+    from lsx.files import atomic_write_json
+    from lsx.latents.store import FORMAT_VERSION
 
     store_dir.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -117,7 +117,7 @@ def run(n: int, dim: int, threads: int, repeats: int, hnsw_n: int) -> dict[str, 
 
     from lsx.analysis.embedding import embed
     from lsx.analysis.knn import build_index
-    from lsx.latentstore import open_store
+    from lsx.latents.store import open_store
     from lsx.models import build_model, make_config
 
     torch.set_num_threads(threads)

@@ -7,7 +7,7 @@
 UMAP is timed twice per size in one process: the first fit pays numba's JIT (the exact-kNN path
 below 4,096 points, NNDescent from 4,096 on, field-notes.md A.3), the second does not. Every fit
 is seeded (lsx's default, reproducible, single-threaded UMAP). The cache rows time
-``lsx.store.cached_projection`` on a miss (UMAP fit + write) and on a hit (read + verify).
+``lsx.cache.cached_projection`` on a miss (UMAP fit + write) and on a hit (read + verify).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sklearn.datasets import make_blobs
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from lsx.analysis import project  # noqa: E402
-from lsx.store import cached_projection, library_versions  # noqa: E402
+from lsx.cache import cached_projection, library_versions  # noqa: E402
 
 
 def _timed(fn, *args, **kwargs) -> tuple[Any, float]:

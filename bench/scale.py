@@ -14,7 +14,7 @@ writes it), then
 - ``umap_exact_s``: plain umap-learn (``umap.UMAP(random_state=0)``, what lsx's exact tier
   calls), only up to ``--exact-umap-max`` points; numba's JIT is paid once beforehand;
 - ``umap_tiered``: lsx's tiered UMAP through the store's projection cache
-  (:func:`lsx.store.cached_store_projection`), with its seconds per stage;
+  (:func:`lsx.latents.cached_store_projection`), with its seconds per stage;
 - ``compare``: where both ran on the same points, time ratio and sklearn trustworthiness
   (k=10) of both maps on a fixed random subset of ``--trust-subset`` points;
 - ``knn``: exact (FAISS flat) vs HNSW over all points: build, 1 query, 1000 queries, and the
@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from lsx.analysis.knn import build_index  # noqa: E402
 from lsx.analysis.tiers import project_tiered  # noqa: E402
-from lsx.latentstore import FORMAT_VERSION, MANIFEST_NAME, STORES_DIR, open_store  # noqa: E402
-from lsx.store import library_versions  # noqa: E402
+from lsx.cache import library_versions  # noqa: E402
+from lsx.latents.store import FORMAT_VERSION, MANIFEST_NAME, STORES_DIR, open_store  # noqa: E402
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "2_latent_map.py"
 CHUNK = 100_000
@@ -205,7 +205,7 @@ def trust(z: np.ndarray, coords: np.ndarray, subset: np.ndarray) -> float:
 def bench_size(root: Path, run_dir: Path, n: int, dim: int, args) -> dict[str, Any]:
     import umap
 
-    from lsx.store import cached_store_projection
+    from lsx.latents.projections import cached_store_projection
 
     store_dir, write_s = timed(write_store, run_dir, n, dim)
     store = open_store(store_dir)

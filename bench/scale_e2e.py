@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     from lsx.cli import main as lsx_main
     from lsx.data.synthetic import write_pattern_npy
-    from lsx.latentstore import list_stores
+    from lsx.latents.store import list_stores
 
     out: dict[str, Any] = {"n": args.n, "latent_dim": args.latent_dim, "epochs": args.epochs}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         assert rc == 0, rc
         out["encode"]["rows_per_s"] = round(args.n / out["encode"]["seconds"])
         (store,) = list_stores(run_dir)
-        from lsx.store import cached_store_projection
+        from lsx.latents.projections import cached_store_projection
 
         _, manifest, _ = stage(out, "project", cached_store_projection, store, "umap", seed=0)
         out["project"]["manifest"] = {

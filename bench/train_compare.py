@@ -77,7 +77,8 @@ def _live_view_work(run_dir: Path, snapshots: bool) -> None:
     """What the page's fragments compute for a running job (no Streamlit rendering): status,
     curves and log every 2 s, the snapshot animation every 10 s (``snapshots``)."""
     from lsx.app import training
-    from lsx.checkpoint import METRICS_NAME, read_jsonl
+    from lsx.checkpoint import METRICS_NAME
+    from lsx.files import read_jsonl
     from lsx.viz.training import loss_curves, metric_curves, snapshot_animation
 
     training.job_view(run_dir)

@@ -3,17 +3,13 @@
 Never unpickles a file a user can supply: weights are read with safetensors only, and the
 training-state file (resume) is lsx-written and read by torch.load with weights_only=True.
 Every write is atomic (temporary file in the same folder, fsync, ``os.replace``), so a crash or
-Ctrl-C leaves the previous file intact (field-notes.md C.3).
+Ctrl-C leaves the previous file intact (:mod:`lsx.files`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,13 @@ from torch import nn
 from lsx import __version__
 from lsx.config import ModelConfig, config_to_dict
 from lsx.errors import CheckpointError, LsxError
+
+# the atomic writers lived here: re-exported under their old names
+from lsx.files import append_jsonl as append_jsonl
+from lsx.files import atomic_write_bytes as atomic_write_bytes
+from lsx.files import atomic_write_json as atomic_write_json
+from lsx.files import atomic_write_with as atomic_write_with
+from lsx.files import read_jsonl as read_jsonl
 from lsx.models import build_model, config_from_json_dict
 
 CONFIG_NAME = "config.json"
@@ -35,68 +38,6 @@ STATUS_NAME = "status.json"
 TRAIN_STATE_NAME = "train_state.pt"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
-
-# ------------------------------------------------------------------------------ atomic writes
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600
-        os.replace(tmp_path, path)
-        with contextlib.suppress(OSError):  # fsync the folder so the rename survives a crash
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except BaseException:  # includes KeyboardInterrupt: never leave a torn or temp file
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with _atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Sorted, indented JSON, written atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def atomic_write_with(path: Path, writer: Callable[[Path], None]) -> None:
-    """Atomically create ``path`` with ``writer(tmp_path)``, e.g. ``torch.save`` or save_model."""
-    with _atomic_path(path) as tmp:
-        writer(tmp)
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line (a torn last line is skipped by :func:`read_jsonl`)."""
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not Path(path).is_file():
-        return []
-    out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            out.append(json.loads(line))
-    return [r for r in out if isinstance(r, dict)]
-
 
 # ------------------------------------------------------------------------------ save
 

@@ -4,7 +4,7 @@
     python -m lsx encode --run checkpoints/my-run --data npy:/data/big.npy --batch-size 2048
     python -m lsx encode --run checkpoints/my-run --data folder:/data/shirts --workers 4
 
-Writes ``<run>/stores/<slug>/`` (see :mod:`lsx.latentstore`); an interrupted encode resumes
+Writes ``<run>/stores/<slug>/`` (see :mod:`lsx.latents`); an interrupted encode resumes
 where it stopped, a store of older weights or changed data is recomputed. Prints progress on
 stderr and one final line with rows, seconds, rows/s and the store path on stdout.
 """
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from lsx.checkpoint import load_checkpoint, read_header, weights_sha256
     from lsx.data.lazy import open_source
     from lsx.errors import ConfigError
-    from lsx.latentstore import encode_to_store, store_dir_for
+    from lsx.latents.store import store_dir_for
+    from lsx.latents.writer import encode_to_store
     from lsx.train import resolve_device
 
     if args.threads < 1:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from lsx.analysis.projection import sample_per_class
-from lsx.checkpoint import atomic_write_bytes, atomic_write_json
+from lsx.files import atomic_write_bytes, atomic_write_json
 
 SNAPSHOT_DIR = "snapshots"
 INDEX_NAME = "index.json"

@@ -50,22 +50,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from lsx.checkpoint import (
-    METRICS_NAME,
-    STATUS_NAME,
-    TRAIN_STATE_NAME,
-    append_jsonl,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_with,
-    read_jsonl,
-    save_checkpoint,
-)
+from lsx.checkpoint import METRICS_NAME, STATUS_NAME, TRAIN_STATE_NAME, save_checkpoint
 from lsx.config import TrainConfig
 from lsx.data.base import Dataset
 from lsx.data.lazy import ImageSource, torch_dataset
 from lsx.distributed import DistContext, check_global_batch
 from lsx.errors import ConfigError, LsxError, TrainingError
+from lsx.files import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_with,
+    read_jsonl,
+)
 from lsx.losses import check_objective, objective
 from lsx.models.base import trusted_inputs
 

@@ -15,7 +15,6 @@ import torch
 from lsx.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
-    atomic_write_with,
     inspect_run,
     list_runs,
     load_checkpoint,
@@ -24,6 +23,7 @@ from lsx.checkpoint import (
     weights_sha256,
 )
 from lsx.errors import CheckpointError
+from lsx.files import atomic_write_with
 from lsx.models import build_model, make_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,7 +219,8 @@ def test_list_runs_lists_valid_runs_and_says_what_it_skipped(tmp_path):
     ],
 )
 def test_list_runs_skips_incomplete_runs_and_says_how_to_resume(tmp_path, state, expected):
-    from lsx.checkpoint import STATUS_NAME, atomic_write_json
+    from lsx.checkpoint import STATUS_NAME
+    from lsx.files import atomic_write_json
 
     make_run(tmp_path / "done")
     atomic_write_json(tmp_path / "done" / STATUS_NAME, {"state": "completed", "epoch": 20})

@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from lsx.checkpoint import METRICS_NAME, list_runs, read_jsonl
+from lsx.checkpoint import METRICS_NAME, list_runs
 from lsx.cli import main
 from lsx.demos import DEMOS
+from lsx.files import read_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints"

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lsx.checkpoint import METRICS_NAME, read_jsonl
+from lsx.checkpoint import METRICS_NAME
 from lsx.cli import main
 from lsx.config import TrainConfig
 from lsx.data.transforms import TRANSFORM_SETS
 from lsx.errors import ConfigError
 from lsx.experiments.consistency import format_table, variants
+from lsx.files import read_jsonl
 from lsx.losses import diag_gaussian_kl
 from lsx.models import build_model, make_config
 from lsx.train import Trainer

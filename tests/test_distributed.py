@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from lsx.checkpoint import METRICS_NAME, STATUS_NAME, load_checkpoint, read_jsonl
+from lsx.checkpoint import METRICS_NAME, STATUS_NAME, load_checkpoint
 from lsx.config import TrainConfig
 from lsx.distributed import DistContext, check_global_batch
 from lsx.errors import ConfigError
+from lsx.files import read_jsonl
 from lsx.models import build_model, dataset_fields, make_config
 from lsx.train import Trainer, shard
 

@@ -10,7 +10,7 @@ from lsx.analysis.embedding import embed
 from lsx.checkpoint import load_checkpoint, read_config, save_checkpoint
 from lsx.cli import main
 from lsx.data import load_dataset
-from lsx.latentstore import open_store, store_dir_for
+from lsx.latents.store import open_store, store_dir_for
 from lsx.models import build_model, dataset_fields, make_config
 from lsx.train import data_info
 

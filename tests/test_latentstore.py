@@ -12,18 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from lsx import latentstore
 from lsx.analysis.embedding import embed
 from lsx.checkpoint import save_checkpoint, weights_sha256
 from lsx.data.lazy import open_source
 from lsx.errors import DatasetError, DataShapeError
-from lsx.latentstore import (
-    StaleStoreError,
-    encode_to_store,
-    list_stores,
-    open_store,
-    store_dir_for,
-)
+from lsx.latents import store as latentstore
+from lsx.latents import writer
+from lsx.latents.store import StaleStoreError, list_stores, open_store, store_dir_for
+from lsx.latents.writer import encode_to_store
 from lsx.models import build_model, make_config
 
 BATCH = 512
@@ -117,7 +113,7 @@ def test_interrupted_after_batch_2_then_resumed_equals_an_uninterrupted_run(src1
 
 def _encode_then_die(src, store_dir) -> None:
     model = _model()
-    latentstore.FLUSH_EVERY_BATCHES = 2
+    writer.FLUSH_EVERY_BATCHES = 2
 
     def progress(done: int, n: int) -> None:
         if done == 5 * BATCH:

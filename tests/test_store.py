@@ -1,4 +1,4 @@
-"""lsx.store: miss then hit, manifests, stale detection, atomic writes, read-only folders."""
+"""lsx.cache: miss then hit, manifests, stale detection, atomic writes, read-only folders."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import lsx.store as store
+import lsx.cache as store
 from lsx.analysis import embed, project
-from lsx.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
-from lsx.errors import ConfigError, DataShapeError
-from lsx.models import build_model, make_config
-from lsx.store import (
+from lsx.cache import (
     cached_embedding,
     cached_projection,
     clear_stale,
@@ -24,6 +21,9 @@ from lsx.store import (
     library_versions,
     stale_entries,
 )
+from lsx.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
+from lsx.errors import ConfigError, DataShapeError
+from lsx.models import build_model, make_config
 
 SHA, DATA = "a" * 16, "d" * 16
 

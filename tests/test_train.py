@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lsx.checkpoint import METRICS_NAME, STATUS_NAME, load_checkpoint, read_jsonl
+from lsx.checkpoint import METRICS_NAME, STATUS_NAME, load_checkpoint
 from lsx.config import TrainConfig
 from lsx.errors import ConfigError, TrainingError
+from lsx.files import read_jsonl
 from lsx.models import MODELS, build_model, make_config
 from lsx.train import Trainer, resolve_device
 

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from lsx.checkpoint import CONFIG_NAME, METRICS_NAME, load_checkpoint, read_jsonl
+from lsx.checkpoint import CONFIG_NAME, METRICS_NAME, load_checkpoint
 from lsx.config import TrainConfig
 from lsx.data.lazy import ImageSource
+from lsx.files import read_jsonl
 from lsx.models import build_model, make_config
 from lsx.snapshots import read_snapshots, snapshot_epochs
 from lsx.train import EVAL_CHUNK, Trainer

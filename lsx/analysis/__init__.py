@@ -1,6 +1,6 @@
 """Pure analysis of a model's latent space: arrays (or a model plus arrays) in, arrays, floats or
 small frozen dataclasses out. No I/O, no global state, no Streamlit; every seed is an argument.
-The on-disk cache of embeddings and projections lives in :mod:`lsx.store`.
+The on-disk cache of embeddings and projections lives in :mod:`lsx.cache`.
 """
 
 from __future__ import annotations

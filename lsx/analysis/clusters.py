@@ -513,7 +513,7 @@ def cluster_sanity(
 
 def overlap_warnings(space: ClusterSpace) -> list[str]:
     """One sentence per pair of overlapping spheres (configured radii can be set to overlap)."""
-    from lsx.models.configurations import sphere_overlaps
+    from lsx.models.centres import sphere_overlaps
 
     out = []
     for attr in space.attributes:

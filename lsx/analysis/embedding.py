@@ -207,3 +207,66 @@ def decode_array(
         for sl in _batches(len(z), batch_size):
             out[sl] = _to_numpy(model.decode(_batch(z[sl]).to(device)))
     return out
+
+
+# ------------------------------------------------------------------------------ posteriors
+# Gaussian posteriors q(z|x) of the VAE-family kinds, as arrays (lsx.analysis.posterior and
+# lsx.analysis.consistency measure them).
+
+
+def has_posterior(model: nn.Module) -> bool:
+    """True when the model exposes a Gaussian ``posterior(x) -> (mu, logvar)``."""
+    return callable(getattr(model, "posterior", None))
+
+
+def _check_batch(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+
+
+def posterior_arrays(
+    model: nn.Module, x: np.ndarray, *, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means and log-variances of images, flattened per sample.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An lsx model in eval mode.
+    x : ndarray of shape (n_samples, C, H, W)
+    batch_size : int, default=512
+
+    Returns
+    -------
+    mu : ndarray of shape (n_samples, latent_numel), float32
+        ``encode(x)`` (the code itself for a deterministic encoder).
+    logvar : ndarray of the same shape, or None for a deterministic encoder
+    """
+    _check_batch(batch_size)
+    x = check_images(model, x)
+    mus, lvs = [], []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            xb = _tensor(x[start : start + batch_size])
+            if has_posterior(model):
+                mu, lv = model.posterior(xb)
+                lvs.append(lv.flatten(1).float().numpy())
+            else:
+                mu = model.encode(xb)
+            mus.append(mu.flatten(1).float().numpy())
+    return np.concatenate(mus), (np.concatenate(lvs) if lvs else None)
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A batch as a tensor; copies read-only arrays (lsx.data returns such arrays)."""
+    return torch.from_numpy(a if a.flags.writeable else np.array(a))
+
+
+def _as_2d(a: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or len(a) < 2 or not np.isfinite(a).all():
+        raise DataShapeError(
+            f"{name} must be a finite array of shape (n_samples >= 2, latent_dim); got shape "
+            f"{a.shape}. Encode at least two images with posterior_arrays first."
+        )
+    return a

@@ -2,7 +2,7 @@
 
 Pure functions: arrays in, float32 arrays out, the seed is an argument. Every method lives in the
 registry :data:`PROJECTIONS` (name -> fitter, default parameters, one-line summary), which the app's
-picker, the on-disk cache (:mod:`lsx.store`) and the tests iterate over.
+picker, the on-disk cache (:mod:`lsx.cache`) and the tests iterate over.
 
 ``import umap`` happens inside the UMAP fitter only: importing lsx must not pay umap's import and
 numba JIT cost (field-notes.md A.3). Inputs are cast to float32 because numba compiles every dtype

@@ -4,7 +4,7 @@ a scatter or density rendering, and a gallery of selected images read lazily fro
 Two layers:
 
 - plain functions (no Streamlit calls; ``bench/scale.py`` uses them): the map frame and figure
-  of a store; the tiered projection itself is cached by :func:`lsx.store.cached_store_projection`
+  of a store; the tiered projection itself is cached by :func:`lsx.latents.cached_store_projection`
   under ``<store>/projections/`` (re-exported here).
 - Streamlit wrappers: bounded caches keyed by the store path and its manifest's mtime, the
   background fit (the worker of :mod:`lsx.app.cache`, PCA shown meanwhile), and
@@ -28,12 +28,8 @@ import streamlit as st
 from lsx.analysis.projection import sample_per_class
 from lsx.analysis.tiers import EXACT_MAX, plan_projection
 from lsx.errors import LsxError
-from lsx.latentstore import (
-    MANIFEST_NAME,
-    LatentStore,
-    open_store,
-)
-from lsx.store import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
+from lsx.latents.projections import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
+from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
 from lsx.viz.density import DensityGrid, density_grid, density_map
 from lsx.viz.latent import latent_scatter
 

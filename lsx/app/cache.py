@@ -5,7 +5,7 @@ Rules (house-style.md rule 11, field-notes.md B.5):
   loaded once, ``eval()``, ``requires_grad_(False)``, never mutated, used under
   ``torch.inference_mode()`` (inside ``lsx.analysis``), so threads can share them.
 - Everything else is a bounded ``st.cache_data`` with str/int arguments. Embeddings and
-  projections go through :mod:`lsx.store`, so they also persist on disk in ``<run_dir>/cache/``
+  projections go through :mod:`lsx.cache`, so they also persist on disk in ``<run_dir>/cache/``
   and survive a server restart; a rerun never encodes or projects again.
 Only values lsx produced are cached (``cache_data`` pickles).
 """
@@ -29,6 +29,7 @@ from torch import nn
 
 from lsx.analysis import reconstruct_array, sample_per_class
 from lsx.analysis.clusters import COLOR_KINDS
+from lsx.cache import cached_embedding, cached_projection
 from lsx.checkpoint import (
     CONFIG_NAME,
     METRICS_NAME,
@@ -43,10 +44,9 @@ from lsx.checkpoint import (
 from lsx.config import ModelConfig
 from lsx.data import Dataset, load_dataset
 from lsx.errors import CheckpointError, ConfigError
-from lsx.store import cached_embedding, cached_projection
 from lsx.viz.latent import hover_texts
 
-CACHE_SUBDIR = "cache"  # <run_dir>/cache/, managed by lsx.store (git-ignored)
+CACHE_SUBDIR = "cache"  # <run_dir>/cache/, managed by lsx.cache (git-ignored)
 SPLITS = ("train", "test")
 THREADS_ENV = "LSX_TORCH_THREADS"
 AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
@@ -268,7 +268,7 @@ def projection(
     -------
     coords : ndarray of shape (n_train + n_test, n_components), float32
     manifest : dict
-        lsx.store's manifest plus ``disk_cache`` ("hit" or "miss") and ``load_or_compute_s``.
+        lsx.cache's manifest plus ``disk_cache`` ("hit" or "miss") and ``load_or_compute_s``.
     """
     z = np.concatenate([embedding(run_dir, sha, data_hash, s)[0] for s in SPLITS])
     start = time.perf_counter()
@@ -395,7 +395,7 @@ class StoreEntry:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _store_entries(run_dir: str, stamp: tuple) -> list[StoreEntry]:
-    from lsx.latentstore import LatentStore, list_stores
+    from lsx.latents.store import LatentStore, list_stores
 
     out = []
     for entry in list_stores(Path(run_dir)):  # usable = complete and from the current weights
@@ -410,9 +410,9 @@ def _store_entries(run_dir: str, stamp: tuple) -> list[StoreEntry]:
 
 
 def store_entries(run_dir: str | Path) -> list[StoreEntry]:
-    """The run's latent stores (:func:`lsx.latentstore.list_stores`), listed again only when the
+    """The run's latent stores (:func:`lsx.latents.list_stores`), listed again only when the
     weights or a store's manifest change (the Latent map, Lookup and Large datasets pages)."""
-    from lsx.latentstore import stores_stamp
+    from lsx.latents.store import stores_stamp
 
     return _store_entries(str(run_dir), stores_stamp(run_dir))
 

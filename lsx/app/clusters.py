@@ -5,7 +5,7 @@ Caches follow ``lsx.app.cache``: bounded ``st.cache_data`` with str/int keys, va
 lsx only; the model comes from ``cache.load_run`` and is never changed. Uploads are decoded and
 checked per file (``lsx.data.uploads``): a bad file gets its own message and the others go on.
 
-Lookup also searches a run's latent stores (``lsx.latentstore``, 10^5-10^6 images): the kNN index
+Lookup also searches a run's latent stores (``lsx.latents``, 10^5-10^6 images): the kNN index
 over a store's ``z`` is built once per store version and shared by every session
 (``st.cache_resource``; queries only read it), the store's arrays stay read-only memory maps, and
 the neighbours' images are read from the store's source on demand.
@@ -56,7 +56,7 @@ from lsx.data.images import MAX_BYTES
 from lsx.data.uploads import MAX_UPLOAD_FILES, UPLOAD_EXTENSIONS, PreparedImage, prepare_upload
 from lsx.data.vocabulary import vocabulary_for
 from lsx.errors import LsxError
-from lsx.latentstore import MANIFEST_NAME, LatentStore, open_store
+from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
 from lsx.viz.clusters import add_centers, add_queries, distance_profile
 from lsx.viz.images import decode_triptych, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter

@@ -2,7 +2,7 @@
 same samples, the numbers (lsx.analysis.compare), the aligned maps, tables and the gallery.
 
 Both checkpoints encode the SAME samples: every image of the chosen dataset (train then test), or
-a per-class sample of ``cap`` of them (seed 0). Encodings go through :mod:`lsx.store`, so they
+a per-class sample of ``cap`` of them (seed 0). Encodings go through :mod:`lsx.cache`, so they
 share the on-disk cache of the Latent map page (same checkpoint, data hash and split = same
 entry). B's 2-D map is Procrustes-aligned onto A's (rotation or reflection, isotropic scale,
 translation), so both panels use one frame. UMAP and t-SNE maps that are not on disk yet are
@@ -26,10 +26,10 @@ import streamlit as st
 from lsx.analysis import PROJECTIONS, reconstruct_array, sample_per_class
 from lsx.analysis.compare import CentroidDrift, Comparison, compare_latents, procrustes_align
 from lsx.app import cache, state, widgets
+from lsx.cache import cached_embedding, cached_projection
 from lsx.checkpoint import RunInfo
 from lsx.data import DATASETS, Dataset, load_dataset
 from lsx.errors import ConfigError, DataShapeError, LsxError
-from lsx.store import cached_embedding, cached_projection
 from lsx.viz.latent import hover_texts
 
 COLORS = ("class", "jaccard")
@@ -198,7 +198,7 @@ def _encode(run_dir: str, sha: str, spec: str, image_size: int | None, data_hash
 
 
 def _request(run_dir: str, sha: str, data_hash: str, method: str, cap: int) -> dict[str, Any]:
-    """The lsx.store arguments of one checkpoint's compare map (its on-disk cache entry)."""
+    """The lsx.cache arguments of one checkpoint's compare map (its on-disk cache entry)."""
     return {
         "cache_dir": Path(run_dir) / cache.CACHE_SUBDIR, "checkpoint_sha": sha,
         "data_hash": data_hash, "split": f"compare-cap{cap}", "method": method,

@@ -17,14 +17,8 @@ import numpy as np
 import streamlit as st
 
 from lsx.analysis import sample_per_class
-from lsx.analysis.posterior import (
-    DEFAULT_AU_THRESHOLD,
-    PairProjection,
-    PosteriorReport,
-    pair_projection,
-    posterior_report,
-    transform_gallery,
-)
+from lsx.analysis.consistency import PairProjection, pair_projection, transform_gallery
+from lsx.analysis.posterior import DEFAULT_AU_THRESHOLD, PosteriorReport, posterior_report
 from lsx.app import cache, state
 from lsx.checkpoint import read_header
 from lsx.data.transforms import TRANSFORM_SETS, default_set, resolve_set

@@ -2,7 +2,7 @@
 
 Encoding a large dataset takes minutes, so it runs as ``python -m lsx encode`` in a subprocess
 (like training, :mod:`lsx.app.training`): the page starts it, shows its progress from the store's
-own ``manifest.json`` (``rows_done``, written atomically by :mod:`lsx.latentstore`) and can stop
+own ``manifest.json`` (``rows_done``, written atomically by :mod:`lsx.latents`) and can stop
 it; a stopped encode resumes where it stopped when started again. Job files live in
 ``<run>/stores/.jobs/<store>.json`` beside the log ``<store>.log``.
 """
@@ -23,10 +23,10 @@ from typing import Any
 
 import streamlit as st
 
-from lsx.checkpoint import atomic_write_json
 from lsx.data.lazy import SPLITS, open_source
 from lsx.errors import ConfigError, LsxError
-from lsx.latentstore import MANIFEST_NAME, STORES_DIR, store_dir_for
+from lsx.files import atomic_write_json
+from lsx.latents.store import MANIFEST_NAME, STORES_DIR, store_dir_for
 from lsx.train import command_has, pid_alive
 
 JOBS_DIR = ".jobs"

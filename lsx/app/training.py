@@ -41,19 +41,12 @@ import streamlit as st
 from lsx.analysis.compare import align_sequence
 from lsx.app import forms, state
 from lsx.app.forms import FieldSpec
-from lsx.checkpoint import (
-    CONFIG_NAME,
-    METRICS_NAME,
-    STATUS_NAME,
-    TRAIN_STATE_NAME,
-    atomic_write_json,
-    read_jsonl,
-    read_status,
-)
+from lsx.checkpoint import CONFIG_NAME, METRICS_NAME, STATUS_NAME, TRAIN_STATE_NAME, read_status
 from lsx.config import TrainConfig, config_from_dict
 from lsx.data import DATASETS, Dataset, load_dataset
 from lsx.data.lazy import ImageSource, open_source
 from lsx.errors import ConfigError, DatasetError, LsxError, TrainingError
+from lsx.files import atomic_write_json, read_jsonl
 from lsx.models import MODELS, make_config
 from lsx.snapshots import SNAPSHOT_DIR, read_index, read_snapshots, snapshot_epochs
 from lsx.train import command_has, pid_alive

@@ -2,7 +2,7 @@
 
 An :class:`ImageSource` knows its size, shape, labels and a content hash without decoding any
 image, and decodes rows only when :meth:`ImageSource.read` asks for them. Training
-(:mod:`lsx.train`, DataLoader workers) and streamed encoding (:mod:`lsx.latentstore`) read
+(:mod:`lsx.train`, DataLoader workers) and streamed encoding (:mod:`lsx.latents`) read
 through it, so memory stays bounded by the batch size, never by the dataset size.
 
 ``open_source(spec)`` accepts every ``lsx.data.load_dataset`` spec (an in-memory dataset wrapped

@@ -14,6 +14,8 @@ import numpy as np
 
 from lsx.data.base import Dataset
 from lsx.data.datasets import split_dataset
+from lsx.errors import ConfigError
+from lsx.files import atomic_write_with
 
 PATTERNS = ("solid", "stripes", "checks", "dots", "zigzag", "plaid")
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -210,9 +212,6 @@ def write_pattern_npy(
         uint8 of shape (n, 1, size, size) and int64 of shape (n,); open them with
         ``lsx.data.lazy.open_source(f"npy:{images}")``.
     """
-    from lsx.checkpoint import atomic_write_with  # here: importing lsx.data stays torch-free
-    from lsx.errors import ConfigError
-
     for name, value, low, high in (
         ("n", n, 1, 10**9),
         ("size", size, 4, 256),

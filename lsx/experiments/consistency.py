@@ -196,8 +196,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsx.checkpoint import atomic_write_bytes, atomic_write_json
     from lsx.config import TrainConfig
+    from lsx.files import atomic_write_bytes, atomic_write_json
 
     for lam in args.consistency:  # validate early: negative or non-finite lambda, bad set
         TrainConfig(consistency=lam, transforms=args.transforms)

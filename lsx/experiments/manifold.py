@@ -79,8 +79,9 @@ def _train_one(args: argparse.Namespace, ds: Any, kind: str, seed: int) -> tuple
 
     import torch
 
-    from lsx.checkpoint import METRICS_NAME, load_checkpoint, read_header, read_jsonl, read_status
+    from lsx.checkpoint import METRICS_NAME, load_checkpoint, read_header, read_status
     from lsx.config import TrainConfig, config_to_dict
+    from lsx.files import read_jsonl
     from lsx.models import build_model, make_config
     from lsx.train import Trainer, data_info
 
@@ -314,7 +315,7 @@ def format_tables(rows: list[dict[str, Any]], rtols: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from lsx.analysis.manifold import SweepConfig
-    from lsx.checkpoint import atomic_write_bytes, atomic_write_json
+    from lsx.files import atomic_write_bytes, atomic_write_json
 
     SweepConfig(perturbation=args.perturbation, levels=args.levels)  # validate early
     for text in args.rtols:

@@ -7,7 +7,7 @@ Loss = ``recon_weight`` * pixel MSE + ``geo_weight`` * L_G (+ ``classifier_weigh
     L_G = (1 / B) sum_j f_d(||z_j - C_{y_j}||, r_{y_j}),   f_d(x, r) = exp(ReLU(x - r)) - 1
 
 Points are pulled INTO the sphere of radius r around their class centre, not onto the centre.
-Centres C and radii r are fixed before training (:mod:`lsx.models.configurations`) and stored as
+Centres C and radii r are fixed before training (:mod:`lsx.models.centres`) and stored as
 buffers, so a checkpoint carries its configuration. With several label attributes (``textures``:
 pattern, colour) the latent is split into sub-spaces, one per attribute, each with its own
 centres; L_G is summed over attributes. Labels are then predicted without decoder or
@@ -32,7 +32,7 @@ from torch import nn
 
 from lsx.config import ModelConfig, _fail, check_choice, check_float, check_int
 from lsx.errors import ConfigError, DataShapeError
-from lsx.models import configurations as cfgs
+from lsx.models import centres as cfgs
 from lsx.models.base import Decoder, Encoder, Losses, check_input, latent_shape, per_sample_mse
 
 ENCODER_CONFIGS = ("none", "l2norm", "fixed_projection")

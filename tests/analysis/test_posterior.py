@@ -14,18 +14,15 @@ from scipy.spatial.distance import pdist
 from torch import nn
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
+from lsx.analysis.consistency import MAX_PAIRS, consistency_scores, knn_retention, typical_distance
+from lsx.analysis.embedding import posterior_arrays
 from lsx.analysis.posterior import (
-    MAX_PAIRS,
     active_units,
-    consistency_scores,
     downstream_accuracy,
     importance_nll,
     kl_per_dimension,
-    knn_retention,
     mutual_information,
-    posterior_arrays,
     posterior_report,
-    typical_distance,
 )
 from lsx.data.transforms import TRANSFORM_SETS
 from lsx.errors import ConfigError, DataShapeError

@@ -40,7 +40,7 @@ def test_resolve_params_merges_defaults():
 
 
 def test_importing_lsx_does_not_import_umap():
-    code = "import lsx, lsx.analysis, lsx.store; import sys; assert 'umap' not in sys.modules"
+    code = "import lsx, lsx.analysis, lsx.cache; import sys; assert 'umap' not in sys.modules"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )

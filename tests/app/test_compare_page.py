@@ -22,15 +22,9 @@ from streamlit.testing.v1 import AppTest
 from lsx.analysis.compare import compare_latents
 from lsx.app import compare, state
 from lsx.app.cache import THREADS_ENV, projection_jobs
-from lsx.checkpoint import (
-    METRICS_NAME,
-    STATUS_NAME,
-    append_jsonl,
-    atomic_write_json,
-    list_runs,
-    save_checkpoint,
-)
+from lsx.checkpoint import METRICS_NAME, STATUS_NAME, list_runs, save_checkpoint
 from lsx.data import load_dataset
+from lsx.files import append_jsonl, atomic_write_json
 from lsx.models import build_model, make_config
 from lsx.train import data_info
 

@@ -11,8 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from lsx.app import state
 from lsx.app.cache import THREADS_ENV
-from lsx.checkpoint import append_jsonl, atomic_write_json, save_checkpoint
+from lsx.checkpoint import save_checkpoint
 from lsx.data import load_dataset
+from lsx.files import append_jsonl, atomic_write_json
 from lsx.models import build_model, make_config
 from lsx.train import data_info
 

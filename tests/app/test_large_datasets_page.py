@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from lsx.app import state, stores
 from lsx.app.cache import THREADS_ENV
-from lsx.latentstore import open_store
+from lsx.latents.store import open_store
 from tests.app.test_latent_map_page import make_run
 
 PAGE = str(Path(__file__).parents[2] / "pages" / "8_large_datasets.py")

@@ -111,7 +111,7 @@ def test_happy_path_map_and_decode_panel(monkeypatch, root):
     assert '"disk_cache"' in manifest
     assert len(at.get("image")) == 1  # decode panel: input | reconstruction | residual
     assert "reconstruction" in str(at.get("image")[0].proto)
-    assert any((root / RUN / "cache").glob("projection-*.json"))  # persisted by lsx.store
+    assert any((root / RUN / "cache").glob("projection-*.json"))  # persisted by lsx.cache
 
 
 def test_cap_samples_per_class_and_split(monkeypatch, root):

@@ -17,14 +17,14 @@ import torch
 from sklearn.datasets import make_blobs
 from streamlit.testing.v1 import AppTest
 
-import lsx.store
+import lsx.latents.projections
 from lsx.analysis import tiers
 from lsx.app import bigmap, state
 from lsx.app.cache import THREADS_ENV
 from lsx.checkpoint import save_checkpoint, weights_sha256
 from lsx.data import load_dataset
 from lsx.data.lazy import open_source
-from lsx.latentstore import FORMAT_VERSION, MANIFEST_NAME, STORES_DIR, open_store
+from lsx.latents.store import FORMAT_VERSION, MANIFEST_NAME, STORES_DIR, open_store
 from lsx.models import build_model, make_config
 from lsx.train import data_info
 
@@ -33,7 +33,7 @@ N_BIG = 120_000
 
 
 def write_store(run_dir: Path, name: str, z, y, names, *, spec: str, source_hash: str, **extra):
-    """A complete store folder in the contract's file format (lsx/latentstore.py)."""
+    """A complete store folder in the contract's file format (lsx/latents/)."""
     d = run_dir / STORES_DIR / name
     d.mkdir(parents=True)
     n, dim = z.shape
@@ -189,7 +189,9 @@ def test_tiered_projection_is_fitted_in_the_background(monkeypatch, root):
     # the real tiered path with a small sample, so the test stays fast (UMAP at 50k: minutes)
     fast = partial(tiers.project_tiered, params={"max_iter": 250})
     monkeypatch.setattr(  # where the store's projection cache calls it
-        lsx.store, "project_tiered", lambda *a, **kw: fast(*a, **{**kw, "sample_size": 400})
+        lsx.latents.projections,
+        "project_tiered",
+        lambda *a, **kw: fast(*a, **{**kw, "sample_size": 400}),
     )
     at = page(monkeypatch, root, "big")
     at.sidebar.selectbox(key=state.LMS_METHOD).set_value("tsne")

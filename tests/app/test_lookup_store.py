@@ -22,7 +22,8 @@ from lsx.app.cache import THREADS_ENV
 from lsx.checkpoint import load_checkpoint, weights_sha256
 from lsx.data.lazy import open_source
 from lsx.data.uploads import prepare_upload
-from lsx.latentstore import encode_to_store, open_store, store_dir_for
+from lsx.latents.store import open_store, store_dir_for
+from lsx.latents.writer import encode_to_store
 from tests.app.test_lookup_page import make_run
 from tests.data.upload_cases import encode, gradient
 

@@ -20,15 +20,9 @@ from streamlit.testing.v1 import AppTest
 
 from lsx.app import state, training
 from lsx.app.cache import THREADS_ENV
-from lsx.checkpoint import (
-    CONFIG_NAME,
-    METRICS_NAME,
-    STATUS_NAME,
-    TRAIN_STATE_NAME,
-    append_jsonl,
-    save_checkpoint,
-)
+from lsx.checkpoint import CONFIG_NAME, METRICS_NAME, STATUS_NAME, TRAIN_STATE_NAME, save_checkpoint
 from lsx.data import load_dataset
+from lsx.files import append_jsonl
 from lsx.models import MODELS, build_model, make_config
 from lsx.snapshots import write_snapshot
 from lsx.train import data_info

@@ -16,7 +16,8 @@ import torch
 
 from lsx.checkpoint import load_checkpoint, weights_sha256
 from lsx.data.lazy import open_source
-from lsx.latentstore import encode_to_store, open_store, store_dir_for
+from lsx.latents.store import open_store, store_dir_for
+from lsx.latents.writer import encode_to_store
 from tests.app.test_latent_map_page import make_run
 from tests.browser.conftest import CHROMIUM_ARGS, Server, serve
 from tests.browser.test_browser import ARTIFACTS, POINTS_JS, wait_idle

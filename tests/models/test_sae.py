@@ -14,7 +14,7 @@ from lsx.checkpoint import load_checkpoint, save_checkpoint
 from lsx.config import TrainConfig, config_to_dict
 from lsx.errors import ConfigError, DataShapeError
 from lsx.models import build_model, config_from_json_dict, dataset_fields, make_config
-from lsx.models.configurations import (
+from lsx.models.centres import (
     make_centers,
     make_radii,
     pairwise,

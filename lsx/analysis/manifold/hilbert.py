@@ -7,19 +7,15 @@ ones.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lsx.analysis.manifold.factors import mode_covariances, rank_tolerance
+from lsx.analysis.manifold.settings import SPSD_MAPS as SPSD_MAPS
+from lsx.analysis.manifold.settings import SweepConfig
 from lsx.errors import ConfigError, DataShapeError
 
-if TYPE_CHECKING:
-    from lsx.analysis.manifold.sweeps import SweepConfig
-
-
 SQRT2 = math.sqrt(2.0)
-SPSD_MAPS = ("range_log", "regularized")
 
 
 def sym_vec(s: np.ndarray) -> np.ndarray:

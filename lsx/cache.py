@@ -16,9 +16,9 @@ recomputed and overwritten, and the returned manifest says why (``"recomputed_be
 miss whose request matches an entry made from another checkpoint, dataset or library versions
 says so the same way. :func:`stale_entries` lists the files :func:`clear_stale` deletes.
 
-Writes are atomic (:mod:`lsx.checkpoint`). A folder that cannot be written (read-only install)
+Writes are atomic (:mod:`lsx.files`). A folder that cannot be written (read-only install)
 is not an error: the result is computed and returned with ``"cached": False`` and the reason.
-Field-notes.md D.1 item 8 (reproducibility manifest) and C.6 (scale).
+Latent stores keep their projections with the same helpers (:mod:`lsx.latents.projections`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -42,23 +42,19 @@ from torch import nn
 from lsx import __version__
 from lsx.analysis.embedding import Embedding, check_images, embed
 from lsx.analysis.projection import check_latents, check_request, project
-from lsx.analysis.tiers import DEFAULT_K, plan_projection, project_tiered, resolve_backend
-from lsx.checkpoint import atomic_write_bytes, atomic_write_json
 from lsx.errors import ConfigError
+from lsx.files import atomic_write_bytes, atomic_write_json
 
 CACHE_DIR_NAME = "cache"
 FORMAT_VERSION = 1
 LIBRARIES = ("numpy", "torch", "scikit-learn", "umap-learn")  # versions recorded per entry
 TMP_MAX_AGE_S = 3600.0  # a ".tmp-*" file older than this is a crashed write, not one in flight
-_ARRAY_SUFFIX = {"embedding": ".npz", "projection": ".npy", "store-projection": ".npy"}
+_ARRAY_SUFFIX = {"embedding": ".npz", "projection": ".npy", "store-projection": ".npy"}  # by kind
 # Fields that identify a request across checkpoints: same slot + other hashes = stale sibling.
 _SLOT_FIELDS = ("kind", "split", "method", "n_components", "seed", "params")
 _SOURCE_FIELDS = ("checkpoint_sha", "data_hash", "versions")
 
 Manifest = dict[str, Any]
-
-if TYPE_CHECKING:
-    from lsx.latentstore import LatentStore
 
 
 def default_cache_dir(run_dir: Path) -> Path:
@@ -90,7 +86,7 @@ def _key(request: Manifest) -> str:
     return _sha256(json.dumps(request, sort_keys=True).encode())[:32]
 
 
-def _paths(cache_dir: Path, request: Manifest, prefix: str | None = None) -> tuple[Path, Path]:
+def entry_paths(cache_dir: Path, request: Manifest, prefix: str | None = None) -> tuple[Path, Path]:
     """(array file, manifest file) of a request: ``<prefix or kind>-<key>.<suffix>``."""
     stem = f"{prefix or request['kind']}-{_key(request)}"
     return cache_dir / (stem + _ARRAY_SUFFIX[request["kind"]]), cache_dir / (stem + ".json")
@@ -99,7 +95,7 @@ def _paths(cache_dir: Path, request: Manifest, prefix: str | None = None) -> tup
 # ------------------------------------------------------------------------------ reading
 
 
-def _read_manifest(path: Path) -> tuple[Manifest | None, str | None]:
+def read_manifest(path: Path) -> tuple[Manifest | None, str | None]:
     """(manifest, None) or (None, why it is unreadable)."""
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
@@ -110,7 +106,7 @@ def _read_manifest(path: Path) -> tuple[Manifest | None, str | None]:
     return manifest, None
 
 
-def _describe_diff(manifest: Manifest, request: Manifest, fields: tuple[str, ...]) -> str | None:
+def describe_diff(manifest: Manifest, request: Manifest, fields: tuple[str, ...]) -> str | None:
     """``"checkpoint_sha 'a' (now 'b'); torch 2.12.0 (now 2.13.0)"``, or None if all match."""
     diffs = []
     for name in fields:
@@ -127,7 +123,7 @@ def _describe_diff(manifest: Manifest, request: Manifest, fields: tuple[str, ...
     return "; ".join(diffs) or None
 
 
-def _load_arrays(
+def load_arrays(
     array_path: Path, manifest: Manifest, shapes: Mapping[str, tuple[int, ...]]
 ) -> tuple[dict[str, np.ndarray] | None, str | None]:
     """The entry's float32 arrays of the given shapes, or (None, why the file is stale)."""
@@ -159,10 +155,10 @@ def _sibling_reason(cache_dir: Path, request: Manifest) -> str | None:
     if not cache_dir.is_dir():
         return None
     for path in sorted(cache_dir.glob(f"{request['kind']}-*.json")):
-        manifest, _ = _read_manifest(path)
+        manifest, _ = read_manifest(path)
         if manifest is None or any(manifest.get(f) != request.get(f) for f in _SLOT_FIELDS):
             continue
-        diff = _describe_diff(manifest, request, _SOURCE_FIELDS)
+        diff = describe_diff(manifest, request, _SOURCE_FIELDS)
         if diff:
             return f"the cached {request['kind']} {path.name} was made with {diff}"
     return None
@@ -172,24 +168,24 @@ def _lookup(
     cache_dir: Path, request: Manifest, shapes: Mapping[str, tuple[int, ...]]
 ) -> tuple[dict[str, np.ndarray] | None, Manifest | None, str | None]:
     """(arrays, manifest, None) on a hit; (None, None, why stale or None) on a miss."""
-    array_path, manifest_path = _paths(cache_dir, request)
+    array_path, manifest_path = entry_paths(cache_dir, request)
     if not manifest_path.exists():
         reason = f"manifest {manifest_path.name} is missing" if array_path.exists() else None
         return None, None, reason or _sibling_reason(cache_dir, request)
-    manifest, reason = _read_manifest(manifest_path)
+    manifest, reason = read_manifest(manifest_path)
     if manifest is not None:
-        diff = _describe_diff(manifest, request, tuple(request))
+        diff = describe_diff(manifest, request, tuple(request))
         reason = f"manifest {manifest_path.name} differs: {diff}" if diff else None
     if manifest is None or reason:
         return None, None, reason
-    arrays, reason = _load_arrays(array_path, manifest, shapes)
+    arrays, reason = load_arrays(array_path, manifest, shapes)
     return (arrays, manifest, None) if arrays is not None else (None, None, reason)
 
 
 # ------------------------------------------------------------------------------ writing
 
 
-def _store(
+def write_entry(
     cache_dir: Path,
     request: Manifest,
     arrays: Mapping[str, np.ndarray],
@@ -214,7 +210,7 @@ def _store(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "compute_seconds": round(seconds, 4),
     }
-    array_path, manifest_path = _paths(cache_dir, request, prefix)
+    array_path, manifest_path = entry_paths(cache_dir, request, prefix)
     out: Manifest = {**manifest, "cached": True}
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -297,7 +293,7 @@ def cached_embedding(
     start = time.perf_counter()
     emb = embed(model, x, batch_size=batch_size, device=device)
     arrays = {"z": emb.z, "recon_error": emb.recon_error}
-    return emb, _store(cache_dir, request, arrays, time.perf_counter() - start, stale), False
+    return emb, write_entry(cache_dir, request, arrays, time.perf_counter() - start, stale), False
 
 
 def cached_projection(
@@ -375,11 +371,11 @@ def cached_projection(
     start = time.perf_counter()
     coords = project(z, method, n_components, seed=seed, **resolved)
     seconds = time.perf_counter() - start
-    return coords, _store(cache_dir, request, {"coords": coords}, seconds, stale), False
+    return coords, write_entry(cache_dir, request, {"coords": coords}, seconds, stale), False
 
 
 def _stale_reason(manifest_path: Path, checkpoint_sha: str, data_hash: str) -> str | None:
-    manifest, reason = _read_manifest(manifest_path)
+    manifest, reason = read_manifest(manifest_path)
     if manifest is None:
         return reason
     if (
@@ -391,7 +387,7 @@ def _stale_reason(manifest_path: Path, checkpoint_sha: str, data_hash: str) -> s
     current["versions"] = library_versions()
     if not (manifest_path.with_suffix(_ARRAY_SUFFIX[manifest["kind"]])).is_file():
         return "array file missing"
-    return _describe_diff(manifest, current, _SOURCE_FIELDS)
+    return describe_diff(manifest, current, _SOURCE_FIELDS)
 
 
 def stale_entries(cache_dir: Path, checkpoint_sha: str, data_hash: str) -> list[Path]:
@@ -431,126 +427,3 @@ def clear_stale(cache_dir: Path, checkpoint_sha: str, data_hash: str) -> list[Pa
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
-
-
-# ------------------------------------------------------------------------------ latent stores
-# The tiered projection of a whole latent store (lsx.latentstore), cached in the store's own
-# ``projections/`` folder as ``<method>-<key>.npy`` + manifest, keyed by the store's identity.
-
-STORE_PROJECTIONS_DIR = "projections"
-_STORE_SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe another store
-
-
-def store_identity(store: LatentStore) -> dict[str, Any]:
-    """What a store's projection depends on: weights, source, size, split (from its manifest)."""
-    m = store.manifest
-    return {
-        "checkpoint_sha": store.checkpoint_sha,
-        "source_hash": store.source_hash,
-        "n": store.n,
-        "dim": store.dim,
-        "split": str(m.get("split")),
-        "model_kind": str(m.get("model_kind")),
-    }
-
-
-def store_projection_request(
-    store: LatentStore,
-    method: str,
-    n_components: int = 2,
-    seed: int = 0,
-    *,
-    exact_max: int | None = None,
-    sample_size: int | None = None,
-    k: int = DEFAULT_K,
-    backend: str = "auto",
-) -> dict[str, Any]:
-    """The manifest fields that identify one projection of ``store`` (ConfigError if invalid)."""
-    params = check_request(method, n_components, seed, None)
-    tier = plan_projection(store.n, method, exact_max=exact_max, sample_size=sample_size, k=k)
-    return {
-        "format_version": FORMAT_VERSION,
-        "kind": "store-projection",
-        "store": store_identity(store),
-        "method": method,
-        "n_components": int(n_components),
-        "seed": int(seed),
-        "params": params,
-        "tier": {"name": tier.name, "exact_max": tier.exact_max, "n_fit": tier.n_fit, "k": tier.k},
-        "backend": resolve_backend(method, backend),
-        "versions": library_versions(),
-    }
-
-
-def _store_sibling_reason(store: LatentStore, request: Manifest) -> str | None:
-    """Why a miss is a recomputation: the same map made from another store, say so."""
-    for path in sorted((store.path / STORE_PROJECTIONS_DIR).glob(f"{request['method']}-*.json")):
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        same_map = all(old.get(f) == request[f] for f in _STORE_SLOT)
-        if same_map and old.get("store") != request["store"]:
-            diff = [
-                f"{k} {v!r}" for k, v in old.get("store", {}).items() if request["store"][k] != v
-            ]
-            return f"the cached {path.name} was made from another store ({'; '.join(diff)})"
-    return None
-
-
-def cached_store_projection(
-    store: LatentStore,
-    method: str,
-    n_components: int = 2,
-    seed: int = 0,
-    *,
-    compute: bool = True,
-    threads: int = 1,
-    **tier: Any,
-) -> tuple[np.ndarray | None, dict[str, Any], bool]:
-    """The tiered projection of a store, from ``<store>/projections/`` when cached there.
-
-    Parameters
-    ----------
-    store : LatentStore
-    method, n_components, seed
-        As in :func:`lsx.analysis.tiers.project_tiered` (labels: the store's primary labels).
-    compute : bool
-        False only looks: a miss returns ``(None, request, False)``.
-    threads : int
-        FAISS threads of the placement.
-    **tier
-        ``exact_max``, ``sample_size``, ``k``, ``backend`` (part of the key).
-
-    Returns
-    -------
-    coords : ndarray of shape (n, n_components), float32, or None (miss with compute=False)
-    manifest : dict
-        The request plus the tier info of ``project_tiered`` (tier, backend, sample rule,
-        placement rule and k, knn index info, seconds per stage), ``array_sha256``, ``created``;
-        plus ``cached`` (False when the folder is read-only, with the reason) and
-        ``recomputed_because`` when an entry from another store was replaced.
-    hit : bool
-    """
-    request = store_projection_request(store, method, n_components, seed, **tier)
-    cache_dir = store.path / STORE_PROJECTIONS_DIR
-    array_path, manifest_path = _paths(cache_dir, request, prefix=method)
-    manifest, _ = _read_manifest(manifest_path)
-    if manifest is not None and _describe_diff(manifest, request, tuple(request)) is None:
-        arrays, _ = _load_arrays(array_path, manifest, {"coords": (store.n, int(n_components))})
-        if arrays is not None:  # else corrupt, truncated or of another shape: recomputed
-            return arrays["coords"], manifest, True
-    stale = _store_sibling_reason(store, request)
-    if not compute:
-        return None, {**request, "cached": False, "stale_reason": stale}, False
-    backend = request["backend"] if request["backend"] == "cuml" else "cpu"
-    start = time.perf_counter()
-    coords, info = project_tiered(
-        store.z, method, n_components, seed=seed, labels=np.asarray(store.y),
-        exact_max=request["tier"]["exact_max"], sample_size=request["tier"]["n_fit"],
-        k=request["tier"]["k"] or DEFAULT_K, backend=backend, threads=threads,
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
-    out = _store(cache_dir, request, {"coords": coords}, seconds, stale, prefix=method,
-                 extra={"info": info})  # fmt: skip
-    return coords, out, False
