@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lsx.data.base import Dataset
+from lsx.data.registry import FOLDER_PREFIX, NPY_PREFIX
 from lsx.errors import ConfigError, DatasetError, DataShapeError
 
 
@@ -107,8 +108,6 @@ def check_spec(spec: object) -> str:
 
 # ------------------------------------------------------------------------------ open_source
 
-NPY_PREFIX = "npy:"
-FOLDER_PREFIX = "folder:"
 LAZY_PREFIXES = (NPY_PREFIX, FOLDER_PREFIX)
 NPY_TEST_FRACTION = 0.1  # share of a .npy source in the fixed test split ...
 NPY_TEST_MAX = 10_000  # ... capped at this many rows
@@ -142,7 +141,7 @@ def open_source(spec: str, *, image_size: int | None = None) -> ImageSource:
     DatasetError, DataShapeError
         The file or folder cannot be read, or holds images of an unsupported dtype or shape.
     """
-    from lsx.data import DATASETS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, load_dataset
+    from lsx.data.registry import DATASETS, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, load_dataset
 
     spec = check_spec(spec)
     if image_size is not None and (
