@@ -26,8 +26,8 @@ import streamlit as st
 from lsx.data.lazy import SPLITS, open_source
 from lsx.errors import ConfigError, LsxError
 from lsx.files import atomic_write_json
+from lsx.jobs import command_has, pid_alive
 from lsx.latents.store import MANIFEST_NAME, STORES_DIR, store_dir_for
-from lsx.train import command_has, pid_alive
 
 JOBS_DIR = ".jobs"
 LOG_LINES = 30

@@ -47,9 +47,9 @@ from lsx.data import DATASETS, Dataset, load_dataset
 from lsx.data.lazy import ImageSource, open_source
 from lsx.errors import ConfigError, DatasetError, LsxError, TrainingError
 from lsx.files import atomic_write_json, read_jsonl
+from lsx.jobs import command_has, pid_alive
 from lsx.models import MODELS, make_config
 from lsx.snapshots import SNAPSHOT_DIR, read_index, read_snapshots, snapshot_epochs
-from lsx.train import command_has, pid_alive
 from lsx.viz.training import loss_curves, metric_curves, snapshot_animation
 
 LOG_NAME = "train.log"
