@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "rows": [],
     }
-    from lsx.app.bigmap import DENSITY_SAMPLE, SCATTER_MAX
+    from lsx.app.store_map import DENSITY_SAMPLE, SCATTER_MAX
 
     result["map"] = {"scatter_max": SCATTER_MAX, "density_sample": DENSITY_SAMPLE}
     if args.only == "map":

@@ -3,7 +3,7 @@
 Select points (box or lasso) to see them beside their reconstructions; the decode panel shows
 any sample's input, reconstruction and residual. The map shows the run's dataset, or one of the
 run's latent stores (up to millions of points: tiered projections, a density raster above
-50,000 points; lsx.app.bigmap). Cluster centres and spheres (configured for sae
+50,000 points; lsx.app.store_map). Cluster centres and spheres (configured for sae
 runs, class centroids otherwise) and a cluster sanity table check the clusters in latent space.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import bigmap, cache, clusters, state, widgets
+from lsx.app import cache, dataset_map, latent_map, state, store_map, widgets
 from lsx.errors import LsxError
 from lsx.viz.images import decode_triptych, pair_tiles
 from lsx.viz.latent import latent_scatter
@@ -22,20 +22,20 @@ state.init("Latent map")
 widgets.run_picker()
 st.title("Latent map")
 run_dir = widgets.selected_run()
-store = widgets.map_source(run_dir)  # None: the run's dataset; else one of its latent stores
+store = latent_map.map_source(run_dir)  # None: the run's dataset; else one of its latent stores
 if store is not None:
-    bigmap.store_view(*store)
+    store_map.store_view(*store)
     st.stop()
 
 try:
     sha, model, _, ds, data_warning = cache.open_run(run_dir)
-    view = widgets.map_controls(ds.label_names, cache.latent_numel(model))
+    view = latent_map.map_controls(ds.label_names, cache.latent_numel(model))
     method = view.method
     job = cache.projection_job(run_dir, sha, ds.content_hash, method, view.n_components, view.seed)
     if job is not None:  # UMAP/t-SNE not cached yet: fitted off the request path, PCA meanwhile
         widgets.wait_for_projection(job, method, len(ds.x_train) + len(ds.x_test))
         method = "pca"
-    frame = cache.latent_map(
+    frame = dataset_map.latent_map(
         run_dir, sha, ds.content_hash, method, view.n_components, view.seed,
         view.split, view.color, view.cap,
     )  # fmt: skip
@@ -62,7 +62,7 @@ fig = latent_scatter(
     uirevision=f"{run_dir}|{method}|{view.n_components}|{view.seed}",
 )
 try:
-    clusters.add_overlay(fig, run_dir, sha, ds, method, view.n_components, view.seed, view.color)
+    latent_map.add_overlay(fig, run_dir, sha, ds, method, view.n_components, view.seed, view.color)
 except LsxError as err:
     st.warning(f"Centres not drawn: {err}")
 event = st.plotly_chart(
@@ -94,7 +94,7 @@ with left:
             st.image(pair_tiles(x, x_hat), caption=captions, output_format="PNG")
 with right:
     st.subheader("Decode a sample")
-    sample_id = widgets.sample_id_input(len(ds.x_train), len(ds.x_test))
+    sample_id = latent_map.sample_id_input(len(ds.x_train), len(ds.x_test))
     try:
         x, x_hat, captions = cache.samples(run_dir, sha, ds.content_hash, (sample_id,))
     except LsxError as err:
@@ -105,6 +105,6 @@ with right:
         st.image(images, caption=labels, output_format="PNG")
 
 try:
-    clusters.sanity_section(run_dir, sha, ds, view.split)
+    latent_map.sanity_section(run_dir, sha, ds, view.split)
 except LsxError as err:
     st.error(str(err))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import cache, clusters, state, widgets
+from lsx.app import cache, cluster_space, lookup, state, widgets
 from lsx.errors import LsxError
 
 state.init("Lookup")
@@ -21,7 +21,7 @@ run_dir = widgets.selected_run()
 
 try:
     sha, _, config, ds, data_warning = cache.open_run(run_dir)
-    space = clusters.space(run_dir, sha, ds.content_hash)
+    space = cluster_space.space(run_dir, sha, ds.content_hash)
 except LsxError as err:
     st.error(str(err))
     st.stop()
@@ -33,21 +33,21 @@ st.markdown(
     f"Model input: **{w}×{h} {'grey' if c == 1 else 'RGB'}** · labels by **{space.description}**"
 )
 try:
-    clusters.metrics_card(run_dir, sha, ds)
-    spec, k = clusters.search_controls(run_dir, ds)
+    lookup.metrics_card(run_dir, sha, ds)
+    spec, k = lookup.search_controls(run_dir, ds)
 except LsxError as err:
     st.error(str(err))
     st.stop()
 
-files = clusters.uploader()
-uploads = clusters.prepare_files(files, config.input_shape)
+files = lookup.uploader()
+uploads = lookup.prepare_files(files, config.input_shape)
 result = None
 if uploads:
     try:
-        result = clusters.look_up(run_dir, sha, ds, uploads, spec, k)
+        result = lookup.look_up(run_dir, sha, ds, uploads, spec, k)
     except LsxError as err:
         st.error(str(err))
-    clusters.results_table(uploads, result)
+    lookup.results_table(uploads, result)
 else:
     st.caption("Upload one or more images to look them up; the text search below works without.")
 
@@ -56,17 +56,17 @@ if result is not None:
     with left:
         st.subheader("Details")
         try:
-            clusters.details(run_dir, sha, ds, uploads, result, spec)
+            lookup.details(run_dir, sha, ds, uploads, result, spec)
         except LsxError as err:
             st.error(str(err))
     with right:
         st.subheader("On the latent map")
         try:
-            clusters.upload_map(run_dir, sha, ds, uploads, result)
+            lookup.upload_map(run_dir, sha, ds, uploads, result)
         except LsxError as err:
             st.error(str(err))
 
 try:
-    clusters.text_search_box(run_dir, sha, ds, k)
+    lookup.text_search_box(run_dir, sha, ds, k)
 except LsxError as err:
     st.error(str(err))

@@ -4,7 +4,8 @@ Keys are constants here so pages never spell them by hand. Shared keys have no p
 belong to one page carry its prefix (``lm_`` for the Latent map). Widget values do not survive a
 page switch, so the chosen run lives under the plain (non-widget) key ``RUN_DIR``.
 Nothing here is module-level mutable state: the values live in ``st.session_state`` (per browser
-session).
+session). The bottom of the app layer: this module imports nothing from ``lsx.app`` (every other
+app module may import it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import streamlit as st
 
 CHECKPOINTS_ENV = "LSX_CHECKPOINTS"
+THREADS_ENV = "LSX_TORCH_THREADS"
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 
 # shared (every page)
@@ -38,7 +40,7 @@ LM_CENTERS = "lm_centers"  # draw configured centres and spheres on the map
 LM_SANITY_ATTR = "lm_sanity_attr"  # label attribute of the cluster sanity table
 LM_MISASSIGNED_IMAGES = "lm_misassigned_images"  # show the ranked mistakes as images
 LM_SOURCE = "lm_source"  # "" = the run's dataset, else the path of one of the run's latent stores
-LMS_METHOD = "lms_method"  # latent-store map (lsx.app.bigmap): projection, seed, colour, chart
+LMS_METHOD = "lms_method"  # latent-store map (lsx.app.store_map): projection, seed, colour, chart
 LMS_SEED = "lms_seed"
 LMS_COLOR = "lms_color"
 LMS_CHART = "lms_chart"
@@ -205,6 +207,20 @@ def init(page_title: str | None = None) -> None:
     )
     for key, value in DEFAULTS.items():
         st.session_state.setdefault(key, value)
-    from lsx.app.cache import configure_torch  # imports torch; keep this module light
-
     configure_torch()
+
+
+@st.cache_resource(show_spinner=False)
+def configure_torch() -> int:
+    """Set torch's CPU thread count once per process (a cached resource runs once).
+
+    Returns
+    -------
+    int
+        The thread count: ``$LSX_TORCH_THREADS``, else ``min(4, cpu count)``.
+    """
+    import torch  # here, not at the top: the keys above are read without loading torch
+
+    n = int(os.environ.get(THREADS_ENV, min(4, os.cpu_count() or 1)))
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()

@@ -1,5 +1,7 @@
-"""Shared widgets: the sidebar run picker with its model card, the latent-map controls, and small
-helpers that turn lsx objects into table rows or selection ids.
+"""Shared widgets of every page: the sidebar run picker with its model card, the projection form,
+the background-fit notices, and small helpers that turn lsx objects into table rows or selection
+ids. A widget that serves one page lives in that page's module (e.g. the latent-map controls in
+:mod:`lsx.app.latent_map`).
 
 Widget values do not survive a page switch, so the picker copies its choice into the non-widget
 key ``state.RUN_DIR`` (house-style.md section 2) and re-seeds itself from it on every page.
@@ -8,23 +10,22 @@ key ``state.RUN_DIR`` (house-style.md section 2) and re-seeds itself from it on 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from lsx.analysis import PROJECTIONS
-from lsx.analysis.clusters import COLOR_KINDS
+from lsx.analysis.clusters import STABILITY_NAME
 from lsx.app import cache, state
 from lsx.checkpoint import RunInfo
 from lsx.config import ModelConfig
 from lsx.models import MODELS
 
 TRAIN_COMMAND = "python -m lsx train --model vae --data mnist5k --epochs 20"
-SPLITS = ("all", "train", "test")  # "all" = train then test, one projection for both
 _BASE_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelConfig))
 _METRICS = ("train_loss", "test_loss", "test_recon", "test_kl")
 
@@ -144,10 +145,26 @@ def model_card(info: RunInfo) -> None:
         st.caption(f"final: {metrics}" if metrics else "no metrics recorded yet")
         if message:
             st.caption(f"status message: {message}")
-        from lsx.app.clusters import stability_line  # the sae seeds study, when saved
-
         if line := stability_line(info.run_dir):
             st.caption(line)
+
+
+def stability_line(run_dir: str | Path) -> str | None:
+    """One model-card line from the run's saved seeds study (``stability.json``), if any."""
+    path = Path(run_dir) / STABILITY_NAME
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")).get("rows", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    parts = [
+        f"{r['model']} ({r['attribute']}) {100 * r['mean accuracy']:.1f} ± "
+        f"{100 * r['std (ddof=1)']:.1f} %"
+        for r in rows
+        if isinstance(r, dict) and {"model", "attribute", "mean accuracy", "std (ddof=1)"} <= set(r)
+    ]
+    if not parts:
+        return None
+    return f"test accuracy over {rows[0].get('seeds', '?')} seeds: " + " · ".join(parts)
 
 
 def skipped_note(skipped: Sequence[tuple[str, str]], root: Path) -> None:
@@ -241,161 +258,7 @@ def selected_run() -> str:
     return run_dir
 
 
-# ------------------------------------------------------------------------------ latent map
-
-
-@dataclass(frozen=True)
-class MapSettings:
-    """What the latent-map controls ask for (the arguments of ``cache.latent_map``)."""
-
-    method: str
-    n_components: int
-    seed: int
-    split: str
-    color: str
-    cap: int
-
-
-def color_options(
-    label_names: Mapping[str, Sequence[str]], dominant_atom: bool = False
-) -> list[str]:
-    """The colour choices of the latent map.
-
-    Parameters
-    ----------
-    label_names : mapping attribute -> class names
-    dominant_atom : bool, default=False
-        Add ``atom`` (each sample's dominant atom or code; scvae and vqvae runs).
-
-    Returns
-    -------
-    list of str
-        ``label:<attr>`` per label attribute, then ``error`` and ``latent`` (one latent
-        dimension, picked with a number input), then the cluster colourings
-        ``predicted:<attr>``, ``in_sphere:<attr>``, ``correct:<attr>`` (lsx.app.clusters).
-    """
-    clusters = [f"{kind}:{attr}" for kind in COLOR_KINDS for attr in label_names]
-    atom = ["atom"] if dominant_atom else []  # lsx.app.atoms.dominant_colors
-    return [f"label:{attr}" for attr in label_names] + ["error", "latent"] + atom + clusters
-
-
-def color_label(option: str) -> str:
-    """Human name of a colour choice (``"label: digit"``, ``"reconstruction error"``, ...).
-
-    Parameters
-    ----------
-    option : str
-        One of :func:`color_options`.
-
-    Returns
-    -------
-    str
-    """
-    if option.startswith("label:"):
-        return f"label: {option[6:]}"
-    kind, _, attr = option.partition(":")
-    if kind in COLOR_KINDS:
-        return f"{COLOR_KINDS[kind]}: {attr}"
-    names = {"error": "reconstruction error", "latent": "a latent dimension"}
-    return {**names, "atom": "dominant atom"}.get(option, option)
-
-
-def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> MapSettings:
-    """Sidebar controls of the latent map: projection form, 3-D, split, colour, point cap.
-
-    The projection (method, seed) sits in a form because UMAP and t-SNE take a while; view
-    options apply at once. Keys are ``state.LM_*``.
-
-    Parameters
-    ----------
-    label_names : mapping attribute -> class names
-        The dataset's label attributes (``Dataset.label_names``).
-    n_latent : int
-        Latent coordinates per sample (for the "latent dimension" colour).
-
-    Returns
-    -------
-    MapSettings
-    """
-    run_dir = st.session_state.get(state.RUN_DIR)
-    if run_dir:  # the page has loaded this run already: both calls are cache hits
-        from lsx.analysis.atoms import has_atoms, has_codebook
-
-        model, _ = cache.load_run(run_dir, cache.weights_version(run_dir))
-        options = color_options(label_names, has_atoms(model) or has_codebook(model))
-    else:
-        options = color_options(label_names)
-    if st.session_state.get(state.LM_COLOR) not in options:
-        st.session_state[state.LM_COLOR] = options[0]
-    st.session_state[state.LM_LATENT_DIM] = min(
-        int(st.session_state[state.LM_LATENT_DIM]), n_latent - 1
-    )
-    with st.sidebar:
-        st.subheader("Map")
-        projection_form(
-            "lm_projection_form", state.LM_METHOD, state.LM_SEED,
-            "\n\n".join(f"**{k}**: {spec.summary}" for k, spec in PROJECTIONS.items()),
-        )  # fmt: skip
-        st.toggle("3-D", key=state.LM_3D, help="A 3-D scatter you can rotate (selection: click).")
-        st.radio("Split", SPLITS, key=state.LM_SPLIT, horizontal=True)
-        st.selectbox("Colour by", options, key=state.LM_COLOR, format_func=color_label)
-        color = st.session_state[state.LM_COLOR]
-        if color == "latent":
-            st.number_input(
-                f"Latent dimension (0 – {n_latent - 1})",
-                min_value=0,
-                max_value=n_latent - 1,
-                step=1,
-                key=state.LM_LATENT_DIM,
-            )
-            color = f"latent:{int(st.session_state[state.LM_LATENT_DIM])}"
-        st.number_input(
-            "Max points",
-            min_value=100,
-            max_value=50_000,  # WebGL + lasso stay fluid up to ~5e4 markers (field-notes D.2)
-            step=500,
-            key=state.LM_CAP,
-            help="Above this, each class keeps its share of a per-class sample (seed 0). For "
-            "more points, encode the data into a store (Large datasets page): its map draws a "
-            "density raster of all of them.",
-        )
-    return MapSettings(
-        method=str(st.session_state[state.LM_METHOD]),
-        n_components=3 if st.session_state[state.LM_3D] else 2,
-        seed=int(st.session_state[state.LM_SEED]),
-        split=str(st.session_state[state.LM_SPLIT]),
-        color=color,
-        cap=int(st.session_state[state.LM_CAP]),
-    )
-
-
-def map_source(run_dir: str) -> tuple[str, str | None] | None:
-    """Sidebar choice of what the latent map shows: the run's dataset or one of its latent stores.
-
-    Shown only when the run has stores (``python -m lsx encode``). Key ``state.LM_SOURCE``.
-
-    Returns
-    -------
-    None for the run's dataset, else ``(store path, reason it is not usable or None)``.
-    """
-    from lsx.app.bigmap import run_stores
-
-    stores = run_stores(run_dir)
-    if not stores:
-        return None
-    labels = {"": "the run's dataset", **{path: label for path, label, _ in stores}}
-    if st.session_state.get(state.LM_SOURCE) not in labels:
-        st.session_state[state.LM_SOURCE] = ""
-    st.sidebar.selectbox(
-        "Map of",
-        list(labels),
-        key=state.LM_SOURCE,
-        format_func=labels.__getitem__,
-        help="A latent store is a run's encoding of a whole image source "
-        "(`python -m lsx encode`), memory-mapped; it can hold millions of points.",
-    )
-    chosen = st.session_state[state.LM_SOURCE]
-    return next(((p, why) for p, _, why in stores if p == chosen), None)
+# ------------------------------------------------------------------------------ maps
 
 
 def selected_ids(event: Any, shown: Iterable[int] | None = None) -> list[int]:
@@ -462,33 +325,6 @@ def spread(ids: Sequence[int], cap: int) -> tuple[int, ...]:
     if len(ordered) <= cap:
         return tuple(ordered)
     return tuple(ordered[(k * len(ordered)) // cap] for k in range(cap))
-
-
-def sample_id_input(n_train: int, n_test: int) -> int:
-    """Number input of a sample id (train ids first, then test), kept in range across runs.
-
-    Parameters
-    ----------
-    n_train, n_test : int
-        Split sizes of the run's dataset.
-
-    Returns
-    -------
-    int
-        The chosen id in ``0 .. n_train + n_test - 1``.
-    """
-    n_all = n_train + n_test
-    current = int(st.session_state.get(state.LM_DECODE_ID) or 0)
-    st.session_state[state.LM_DECODE_ID] = min(max(current, 0), n_all - 1)
-    st.number_input(
-        f"Sample id (0–{n_train - 1} train, {n_train}–{n_all - 1} test)",
-        min_value=0,
-        max_value=n_all - 1,
-        step=1,
-        key=state.LM_DECODE_ID,
-        help="Hover a point on the map to see its id.",
-    )
-    return int(st.session_state[state.LM_DECODE_ID])
 
 
 def wait_for_projection(job: Future, method: str, n_points: int) -> None:

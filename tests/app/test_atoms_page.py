@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from lsx.app import state
 from lsx.app.cache import THREADS_ENV
-from lsx.app.widgets import color_label, color_options
+from lsx.app.latent_map import color_label, color_options
 from lsx.checkpoint import WEIGHTS_NAME, save_checkpoint
 from lsx.data import load_dataset
 from lsx.models import build_model, make_config

@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 import lsx.latents.projections
 from lsx.analysis import tiers
-from lsx.app import bigmap, state
+from lsx.app import state, store_map
 from lsx.app.cache import THREADS_ENV
 from lsx.checkpoint import save_checkpoint, weights_sha256
 from lsx.data import load_dataset
@@ -172,7 +172,7 @@ def test_small_store_shows_every_point_and_a_gallery(monkeypatch, root):
     assert f"id 1200 · class {y[1200]}" in gallery
     assert f"id 3 · class {y[3]} · error " in gallery  # the error moved from hover to captions
     path = str(root / "run" / STORES_DIR / "digits")
-    x, _, why = bigmap.store_images(path, bigmap._version(path), (3, 1200))
+    x, _, why = store_map.store_images(path, store_map._version(path), (3, 1200))
     assert why is None
     np.testing.assert_array_equal(x, open_source("digits").read(np.array([3, 1200])))
 
@@ -218,28 +218,28 @@ def test_store_projection_cache_hits_and_recomputes_for_another_store(tmp_path):
     z, y = make_blobs(300, n_features=4, centers=3, random_state=0)
     d = write_store(run_dir, "s", z, y, ["a", "b", "c"], spec="x", source_hash="h")
     store = open_store(d)
-    coords, manifest, hit = bigmap.cached_store_projection(store, "pca")
+    coords, manifest, hit = store_map.cached_store_projection(store, "pca")
     assert not hit
     assert manifest["cached"] is True
     np.testing.assert_allclose(coords, tiers.project_tiered(z, "pca")[0], atol=1e-5)
-    again, _, hit = bigmap.cached_store_projection(store, "pca")
+    again, _, hit = store_map.cached_store_projection(store, "pca")
     assert hit
     np.testing.assert_array_equal(again, coords)
     # the same folder re-encoded by other weights: the old map is not served
     m = json.loads((d / MANIFEST_NAME).read_text())
     (d / MANIFEST_NAME).write_text(json.dumps({**m, "checkpoint_sha": "f" * 16}))
-    _, manifest, hit = bigmap.cached_store_projection(open_store(d), "pca")
+    _, manifest, hit = store_map.cached_store_projection(open_store(d), "pca")
     assert not hit
     assert "made from another store (checkpoint_sha" in manifest["recomputed_because"]
     # a truncated array file is recomputed, not served; then it is served again
     for path in (d / "projections").glob("pca-*.npy"):
         path.write_bytes(path.read_bytes()[:100])
-    _, _, hit = bigmap.cached_store_projection(open_store(d), "pca", compute=False)
+    _, _, hit = store_map.cached_store_projection(open_store(d), "pca", compute=False)
     assert not hit
-    fresh, _, hit = bigmap.cached_store_projection(open_store(d), "pca")
+    fresh, _, hit = store_map.cached_store_projection(open_store(d), "pca")
     assert not hit
     np.testing.assert_array_equal(fresh, coords)
-    assert bigmap.cached_store_projection(open_store(d), "pca")[2]
+    assert store_map.cached_store_projection(open_store(d), "pca")[2]
 
 
 def decode(values) -> np.ndarray:
@@ -255,22 +255,22 @@ def test_scatter_tier_ends_at_scatter_max_with_a_lean_chart(tmp_path):
     run_dir.mkdir()
     (run_dir / "model.safetensors").write_bytes(b"weights")
     names = ["zero", "one", "two <b>"]
-    sizes = {"at": bigmap.SCATTER_MAX, "above": bigmap.SCATTER_MAX + 1}
+    sizes = {"at": store_map.SCATTER_MAX, "above": store_map.SCATTER_MAX + 1}
     figs, frames = {}, {}
     for name, n in sizes.items():
         rng = np.random.default_rng(0)
         z, y = rng.normal(size=(n, 4)), rng.integers(0, 3, n)
         store = open_store(write_store(run_dir, name, z, y, names, spec="x", source_hash="h"))
-        coords, manifest, _ = bigmap.cached_store_projection(store, "pca")
-        frames[name] = bigmap.make_frame(store, coords, manifest, "class")
-        figs[name] = json.loads(bigmap.store_figure(frames[name]).to_json())
+        coords, manifest, _ = store_map.cached_store_projection(store, "pca")
+        frames[name] = store_map.make_frame(store, coords, manifest, "class")
+        figs[name] = json.loads(store_map.store_figure(frames[name]).to_json())
         if name == "at":
             at_coords, at_y = coords, y
-    assert bigmap.SCATTER_MAX == 50_000  # field-notes.md D.2
+    assert store_map.SCATTER_MAX == 50_000  # field-notes.md D.2
     fig = figs["at"]
     assert "images" not in fig["layout"]
     ids = np.concatenate([decode(t["customdata"]) for t in fig["data"]])
-    np.testing.assert_array_equal(np.sort(ids), np.arange(bigmap.SCATTER_MAX))  # every point
+    np.testing.assert_array_equal(np.sort(ids), np.arange(store_map.SCATTER_MAX))  # every point
     for trace in fig["data"]:
         idx = decode(trace["customdata"])
         assert decode(trace["x"]).dtype == np.float32
@@ -282,12 +282,12 @@ def test_scatter_tier_ends_at_scatter_max_with_a_lean_chart(tmp_path):
     template = fig["data"][2]["hovertemplate"]
     assert template == "id %{customdata}<br>class: two &lt;b&gt;<extra></extra>"  # escaped
     size = len(json.dumps(fig))
-    assert size < 20 * bigmap.SCATTER_MAX  # x, y float32 + int32 id, base64: ~16 bytes/point
+    assert size < 20 * store_map.SCATTER_MAX  # x, y float32 + int32 id, base64: ~16 bytes/point
     assert frames["at"].grid is None
-    assert frames["at"].n_shown == bigmap.SCATTER_MAX
+    assert frames["at"].n_shown == store_map.SCATTER_MAX
     above = frames["above"]
     assert above.grid is not None
-    assert above.n_shown == bigmap.DENSITY_SAMPLE
-    assert above.grid.n_points == bigmap.SCATTER_MAX + 1
+    assert above.n_shown == store_map.DENSITY_SAMPLE
+    assert above.grid.n_points == store_map.SCATTER_MAX + 1
     assert figs["above"]["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
     assert len(json.dumps(figs["above"])) < size / 3

@@ -148,9 +148,9 @@ def test_fifty_files_at_once_and_a_fifty_first(monkeypatch, root):
 
 
 def test_upload_size_is_rechecked_in_python(monkeypatch, root):
-    import lsx.app.clusters as clusters
+    import lsx.app.lookup as lookup
 
-    monkeypatch.setattr(clusters, "MAX_BYTES", 100)
+    monkeypatch.setattr(lookup, "MAX_BYTES", 100)
     at = upload(page(monkeypatch, root), {"big.png": encode(gradient())})
     assert not at.exception
     assert "lsx reads at most" in at.error[0].value

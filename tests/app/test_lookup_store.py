@@ -15,7 +15,7 @@ import torch
 from scipy.spatial.distance import cdist
 from streamlit.testing.v1 import AppTest
 
-import lsx.app.clusters as clusters
+import lsx.app.lookup_store as lookup_store
 from lsx.analysis.embedding import embed
 from lsx.app import state
 from lsx.app.cache import THREADS_ENV
@@ -75,7 +75,7 @@ def page(monkeypatch: pytest.MonkeyPatch, root: Path) -> AppTest:
 
 
 def search_store(at: AppTest, path: Path, files: dict[str, bytes]) -> AppTest:
-    at.selectbox(key=state.LU_DB).set_value(clusters.STORE_PREFIX + str(path)).run(timeout=60)
+    at.selectbox(key=state.LU_DB).set_value(lookup_store.STORE_PREFIX + str(path)).run(timeout=60)
     at.file_uploader(key=state.LU_UPLOADS).set_value(
         [(name, data, "application/octet-stream") for name, data in files.items()]
     )
@@ -100,7 +100,7 @@ def test_usable_stores_are_offered_and_a_stale_one_is_not(monkeypatch, root):
     assert re.fullmatch(r"store: \S+big\.npy-all-\w+ \(3,000 images, npy:\S+/big\.npy\)", big)
     assert any(re.match(r"store: \S+moved\.npy-all-\w+ \(400 images", label) for label in labels)
     assert not any("stale.npy" in label for label in labels)
-    assert clusters.STORE_PREFIX + str(store_path(root, "stale")) not in box.options
+    assert lookup_store.STORE_PREFIX + str(store_path(root, "stale")) not in box.options
     assert "(training split)" in labels[0]  # the default stays the run's own data
     note = next(e for e in at.expander if "not offered" in e.label)
     assert "1 latent store" in note.label
@@ -111,11 +111,11 @@ def test_usable_stores_are_offered_and_a_stale_one_is_not(monkeypatch, root):
 
 def test_neighbours_come_from_the_store_with_images_and_the_index_is_built_once(monkeypatch, root):
     builds = []
-    real = clusters.build_index
+    real = lookup_store.build_index
     monkeypatch.setattr(
-        clusters, "build_index", lambda *a, **kw: builds.append(1) or real(*a, **kw)
+        lookup_store, "build_index", lambda *a, **kw: builds.append(1) or real(*a, **kw)
     )
-    clusters._store_search.clear()
+    lookup_store._store_search.clear()
     png = encode(gradient().convert("L"))
     path = store_path(root, "big")
     at = search_store(page(monkeypatch, root), path, {"q.png": png})
@@ -171,7 +171,7 @@ def test_a_moved_source_gives_ids_labels_distances_and_what_to_do(monkeypatch, r
 def test_a_store_that_became_stale_is_no_longer_served(monkeypatch, root):
     path = store_path(root, "big")
     at = page(monkeypatch, root)
-    at.selectbox(key=state.LU_DB).set_value(clusters.STORE_PREFIX + str(path)).run(timeout=60)
+    at.selectbox(key=state.LU_DB).set_value(lookup_store.STORE_PREFIX + str(path)).run(timeout=60)
     manifest = path / "manifest.json"
     original = manifest.read_text()
     manifest.write_text(original.replace('"complete": true', '"complete": false'))

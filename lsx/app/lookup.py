@@ -1,21 +1,16 @@
-"""App logic of the Lookup page and of the Latent map's cluster additions (centres and spheres,
-cluster colourings, sanity table). Pages stay thin: they call the functions here.
+"""Lookup page logic (``pages/3_lookup.py``): the cluster metrics of the model card, the search
+database, uploads, the lookup itself, the details of one upload, its place on the map, and text
+search. Searching a run's latent stores is :mod:`lsx.app.lookup_store`; the cluster space is
+:mod:`lsx.app.cluster_space`. Pages stay thin: they call the functions here.
 
 Caches follow ``lsx.app.cache``: bounded ``st.cache_data`` with str/int keys, values produced by
 lsx only; the model comes from ``cache.load_run`` and is never changed. Uploads are decoded and
 checked per file (``lsx.data.uploads``): a bad file gets its own message and the others go on.
-
-Lookup also searches a run's latent stores (``lsx.latents``, 10^5-10^6 images): the kNN index
-over a store's ``z`` is built once per store version and shared by every session
-(``st.cache_resource``; queries only read it), the store's arrays stay read-only memory maps, and
-the neighbours' images are read from the store's source on demand.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +22,6 @@ import streamlit as st
 from lsx.analysis.clusters import (
     RULE_CONFIGURED,
     STABILITY_NAME,
-    ClusterSpace,
-    center_overlay,
-    cluster_sanity,
-    cluster_space,
-    color_codes,
     grouping_ratio,
     in_sphere_rates,
     knn_accuracy,
@@ -40,7 +30,6 @@ from lsx.analysis.clusters import (
     overlap_warnings,
 )
 from lsx.analysis.embedding import encode_array, reconstruct_array
-from lsx.analysis.knn import HNSW_EF_SEARCH, HNSW_M, KnnIndex, build_index
 from lsx.analysis.lookup import (
     ImageLookup,
     adapt_images,
@@ -51,40 +40,22 @@ from lsx.analysis.lookup import (
 )
 from lsx.analysis.text_search import QueryError, build_vocabulary, text_search
 from lsx.app import cache, state
+from lsx.app.cluster_space import GALLERY_PX, all_latents, space
+from lsx.app.dataset_map import latent_map
+from lsx.app.lookup_store import STORE_PREFIX, look_up_in_store, run_stores, store_gallery
 from lsx.data import DATASETS, Dataset, load_dataset
 from lsx.data.images import MAX_BYTES
 from lsx.data.uploads import MAX_UPLOAD_FILES, UPLOAD_EXTENSIONS, PreparedImage, prepare_upload
 from lsx.data.vocabulary import vocabulary_for
 from lsx.errors import LsxError
-from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
-from lsx.viz.clusters import add_centers, add_queries, distance_profile
+from lsx.viz.clusters import add_queries, distance_profile
 from lsx.viz.images import decode_triptych, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
 
 MAP_CAP = 3000  # training points drawn under the uploads
-MISASSIGNED_SHOWN = 8
-GALLERY_PX = 56
-STORE_PREFIX = "store:"  # "Search in" value of a latent store: the prefix + its folder
 
 
 # ------------------------------------------------------------------------------ cached data
-
-
-@st.cache_data(max_entries=16, show_spinner="Locating the clusters ...")
-def space(run_dir: str, sha: str, data_hash: str) -> ClusterSpace:
-    """The run's cluster space (configured centres, or training centroids), calibrated."""
-    model, _ = cache.load_run(run_dir, sha)
-    ds, _ = cache.run_dataset(run_dir)
-    z_train, _ = cache.embedding(run_dir, sha, data_hash, "train")
-    return cluster_space(model, z_train, ds.labels_train, ds.label_names)
-
-
-def _all_latents(run_dir: str, sha: str, data_hash: str) -> np.ndarray:
-    return np.concatenate([cache.embedding(run_dir, sha, data_hash, s)[0] for s in cache.SPLITS])
-
-
-def _all_labels(ds: Dataset) -> dict[str, np.ndarray]:
-    return {a: np.concatenate([ds.labels_train[a], ds.labels_test[a]]) for a in ds.label_names}
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the cluster metrics ...")
@@ -165,145 +136,6 @@ def database_images(run_dir: str, sha: str, spec: str, ids: Sequence[int]) -> np
     _, config = cache.load_run(run_dir, sha)
     other = load_dataset(spec)
     return adapt_images(other.x_train[np.asarray(ids, dtype=np.int64)], tuple(config.input_shape))
-
-
-# ------------------------------------------------------------------------------ latent stores
-
-
-@dataclass(frozen=True, eq=False)
-class StoreSearch:
-    """A latent store opened read-only and the kNN index over its ``z`` (built once)."""
-
-    store: LatentStore
-    index: KnnIndex
-    build_s: float
-
-    @property
-    def description(self) -> str:
-        """Which search runs, e.g. ``exact (FAISS flat) over 1,000,000 vectors``."""
-        n = f"{self.index.n_db:,} vectors"
-        if self.index.method == "hnsw":
-            return f"HNSW (approximate; FAISS, M={HNSW_M}, efSearch={HNSW_EF_SEARCH}) over {n}"
-        return f"exact ({'FAISS flat' if self.index.backend == 'faiss' else 'NumPy'}) over {n}"
-
-
-def _short(spec: str, width: int = 48) -> str:
-    return spec if len(spec) <= width else f"{spec[:6]}…{spec[-(width - 7) :]}"
-
-
-def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
-    """``(choice value, label, reason or None)`` per latent store of the run; a reason (stale,
-    incomplete, corrupt) means it is not searched."""
-    return [
-        (STORE_PREFIX + e.path,
-         f"store: {e.name}" + (f" ({e.n:,} images, {_short(e.spec)})" if e.reason is None else ""),
-         e.reason)
-        for e in cache.store_entries(run_dir)
-    ]  # fmt: skip
-
-
-def _manifest_key(path: str) -> str:
-    """sha256 of the store's manifest: it changes whenever the store is encoded again."""
-    try:
-        return hashlib.sha256((Path(path) / MANIFEST_NAME).read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
-
-
-@st.cache_resource(
-    max_entries=2, show_spinner="Indexing the latent store (once per store version) ..."
-)
-def _store_search(path: str, manifest_key: str, sha: str) -> StoreSearch:
-    """Open the store (refused when stale) and index its ``z``: read from the memory map once by
-    the build; queries only read the index, so one index serves every session."""
-    store = open_store(Path(path), checkpoint_sha=sha)
-    start = time.perf_counter()
-    index = build_index(store.z, n_queries=MAX_UPLOAD_FILES, threads=cache.configure_torch())
-    return StoreSearch(store, index, time.perf_counter() - start)
-
-
-def store_search(sha: str, choice: str) -> StoreSearch:
-    """The cached search of the store named by a "Search in" value (``STORE_PREFIX + path``)."""
-    path = choice[len(STORE_PREFIX) :]
-    return _store_search(path, _manifest_key(path), sha)
-
-
-def _source_stamp(spec: str) -> str:
-    """Cheap freshness of a lazy source's path (size, mtime), so a moved file is noticed."""
-    from lsx.data.lazy import LAZY_PREFIXES
-
-    prefix = next((p for p in LAZY_PREFIXES if spec.startswith(p)), None)
-    if prefix is None:
-        return ""  # a built-in dataset
-    try:
-        stat = Path(spec[len(prefix) :].strip()).stat()
-    except OSError:
-        return "missing"
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-@st.cache_data(max_entries=32, show_spinner="Reading the neighbours' images ...")
-def store_images(
-    path: str, manifest_key: str, source_stamp: str, ids: tuple[int, ...], shape: tuple[int, ...]
-) -> tuple[np.ndarray | None, str | None]:
-    """Images of store rows read lazily from the store's source, as the model sees them; or
-    None and what went wrong (source moved, changed or unreadable) and what to do."""
-    from lsx.data.lazy import FOLDER_PREFIX, open_source
-
-    store = open_store(Path(path))
-    size = store.manifest["source"].get("input_shape", [None])[-1]
-    redo = (
-        "Put it back where it was, or encode the data from its new place (Large datasets page, "
-        "or `python -m lsx encode --run RUN --data SPEC`) and search that store"
-    )
-    try:
-        source = open_source(
-            store.spec, image_size=size if store.spec.startswith(FOLDER_PREFIX) else None
-        )
-        if source.content_hash != store.source_hash:
-            return None, f"the source {store.spec!r} changed since it was encoded. {redo}."
-        x = source.read(np.asarray(store.rows[np.asarray(ids, dtype=np.int64)]))
-    except (LsxError, OSError) as err:
-        return None, f"the source {store.spec!r} cannot be read ({err}). {redo}."
-    return (x if x.shape[1:] == tuple(shape) else adapt_images(x, tuple(shape))), None
-
-
-def store_gallery(run_dir: str, sha: str, choice: str, ids: np.ndarray, dist: np.ndarray) -> None:
-    """The nearest store images of one upload; ids, labels and distances when the source is
-    gone."""
-    search = store_search(sha, choice)
-    store = search.store
-    idx = np.asarray(ids, dtype=np.int64)
-    labels = {a: np.asarray(store.labels[a][idx]) for a in store.label_names}
-    names = store.label_names[store.primary]
-    st.markdown(f"**{len(idx)} nearest images** of `{store.path.name}` in latent space")
-    _, config = cache.load_run(run_dir, sha)
-    x, why = store_images(
-        str(store.path), _manifest_key(str(store.path)), _source_stamp(store.spec),
-        tuple(int(i) for i in idx), tuple(config.input_shape),
-    )  # fmt: skip
-    if x is None:
-        st.warning(f"Images not shown: {why}. The neighbours' ids, labels and distances:")
-        rows = np.asarray(store.rows[idx])
-        st.dataframe(
-            [
-                {"store id": int(i), "source row": int(r), "distance": round(float(d), 4)}
-                | {a: store.label_names[a][int(v[j])] for a, v in labels.items()}
-                for j, (i, r, d) in enumerate(zip(idx, rows, dist, strict=True))
-            ],
-            hide_index=True,
-        )
-        return
-    s = scale_for(x.shape[2], GALLERY_PX)
-    y = labels[store.primary]
-    st.image(
-        [to_uint8(g, scale=s) for g in x],
-        caption=[
-            f"store #{i} · {names[int(c)]} · d {d:.3f}"
-            for i, c, d in zip(idx, y, dist, strict=True)
-        ],
-        output_format="PNG",
-    )
 
 
 # ------------------------------------------------------------------------------ uploads
@@ -407,30 +239,7 @@ def look_up(
     if not spec.startswith(STORE_PREFIX):
         z_db, _ = database(run_dir, sha, ds.content_hash, spec)
         return lookup_images(model, sp, x, z_db, k)
-    search = store_search(sha, spec)
-    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
-    key = _manifest_key(spec[len(STORE_PREFIX) :])
-    result, seconds = _store_lookup(run_dir, sha, ds.content_hash, spec, key, digest, k, _x=x)
-    st.caption(
-        f"Searched **{search.description}** of `{search.store.path.name}`: {len(x)} upload(s) "
-        f"encoded and looked up in {1e3 * seconds:.0f} ms (kept for these uploads); the index "
-        f"was built once for this store version in {search.build_s:.2f} s. Predicted clusters "
-        "come from the run's own cluster space."
-    )
-    return result
-
-
-@st.cache_data(max_entries=16, show_spinner="Searching the latent store ...")
-def _store_lookup(
-    run_dir: str, sha: str, data_hash: str, choice: str, key: str, digest: str, k: int, *, _x
-) -> tuple[ImageLookup, float]:
-    """One lookup of these uploads (``digest`` of their pixels) in a store, kept so that reruns
-    (choosing another upload's details) do not search 10^6 vectors again."""
-    model, _ = cache.load_run(run_dir, sha)
-    search = store_search(sha, choice)
-    start = time.perf_counter()
-    result = lookup_images(model, space(run_dir, sha, data_hash), _x, search.index, k)
-    return result, time.perf_counter() - start
+    return look_up_in_store(run_dir, sha, ds.content_hash, x, spec, k)
 
 
 def results_table(uploads: list[Upload], result: ImageLookup | None) -> None:
@@ -496,7 +305,7 @@ def upload_map(
     run_dir: str, sha: str, ds: Dataset, uploads: list[Upload], result: ImageLookup
 ) -> None:
     """PCA map of the training latents with the uploads placed by their latent neighbours."""
-    frame = cache.latent_map(
+    frame = latent_map(
         run_dir, sha, ds.content_hash, "pca", 2, 0, "train", f"label:{ds.primary}", MAP_CAP
     )  # fmt: skip
     coords, _ = cache.projection(run_dir, sha, ds.content_hash, "pca", 2, 0)
@@ -536,7 +345,7 @@ def text_search_box(run_dir: str, sha: str, ds: Dataset, k: int) -> None:
     query = str(st.session_state[state.LU_QUERY] or "")
     if not query.strip():
         return
-    z_all = _all_latents(run_dir, sha, ds.content_hash)
+    z_all = all_latents(run_dir, sha, ds.content_hash)
     try:
         res = text_search(sp, z_all, query, vocab, k=k)
     except QueryError as err:
@@ -573,115 +382,3 @@ def metrics_card(run_dir: str, sha: str, ds: Dataset) -> None:
             st.dataframe(stab.get("rows", []), hide_index=True)
         else:
             st.caption("No seeds study saved for this run (`python bench/sae.py --save`).")
-
-
-def stability_line(run_dir: str | Path) -> str | None:
-    """One model-card line from the run's saved seeds study (``stability.json``), if any."""
-    path = Path(run_dir) / STABILITY_NAME
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8")).get("rows", [])
-    except (OSError, ValueError, AttributeError):
-        return None
-    parts = [
-        f"{r['model']} ({r['attribute']}) {100 * r['mean accuracy']:.1f} ± "
-        f"{100 * r['std (ddof=1)']:.1f} %"
-        for r in rows
-        if isinstance(r, dict) and {"model", "attribute", "mean accuracy", "std (ddof=1)"} <= set(r)
-    ]
-    if not parts:
-        return None
-    return f"test accuracy over {rows[0].get('seeds', '?')} seeds: " + " · ".join(parts)
-
-
-# ------------------------------------------------------------------------------ latent map
-
-
-def color_values(
-    run_dir: str, sha: str, ds: Dataset, z: np.ndarray, key: str, keep: np.ndarray
-) -> tuple[np.ndarray, tuple[str, ...], str]:
-    """Latent-map colours for ``predicted:<attr>``, ``in_sphere:<attr>``, ``correct:<attr>``."""
-    sp = space(run_dir, sha, ds.content_hash)
-    labels = {a: v[keep] for a, v in _all_labels(ds).items()}
-    codes, categories, title = color_codes(sp, z[keep], labels, key)
-    return codes, categories, f"{title} · {sp.rule} rule"
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _overlay(
-    run_dir: str, sha: str, data_hash: str, method: str, n_comp: int, seed: int, attr: str
-):
-    ds, _ = cache.run_dataset(run_dir)
-    coords, _ = cache.projection(run_dir, sha, data_hash, method, n_comp, seed)
-    z = _all_latents(run_dir, sha, data_hash)
-    return center_overlay(space(run_dir, sha, data_hash), z, coords, _all_labels(ds), attr)
-
-
-def add_overlay(
-    fig: Any,
-    run_dir: str,
-    sha: str,
-    ds: Dataset,
-    method: str,
-    n_components: int,
-    seed: int,
-    color: str,
-) -> None:
-    """Sidebar toggle; when on, draw the centres and spheres of the coloured attribute."""
-    sp = space(run_dir, sha, ds.content_hash)
-    if st.session_state.get(state.LM_CENTERS) is None:  # first view: on for configured runs
-        st.session_state[state.LM_CENTERS] = sp.rule == RULE_CONFIGURED
-    st.sidebar.toggle(
-        "Centres and spheres",
-        key=state.LM_CENTERS,
-        help="Configured centres for sae runs; class centroids otherwise.",
-    )
-    if not st.session_state[state.LM_CENTERS]:
-        return
-    attr = color.partition(":")[2]
-    attr = attr if attr in ds.label_names else ds.primary
-    ov = _overlay(run_dir, sha, ds.content_hash, method, n_components, seed, attr)
-    add_centers(fig, ov)
-    st.caption(f"Centres of **{attr}** ({sp.description}); {ov.note}.")
-
-
-def sanity_section(run_dir: str, sha: str, ds: Dataset, split: str) -> None:
-    """Cluster sanity in latent space: purity, recall, in-sphere, margin per cluster, and the
-    misassigned points ranked by how confidently they are wrong."""
-    st.subheader("Cluster sanity (in latent space, not 2-D)")
-    attrs = list(ds.label_names)
-    if st.session_state.get(state.LM_SANITY_ATTR) not in attrs:
-        st.session_state[state.LM_SANITY_ATTR] = attrs[0]
-    if len(attrs) > 1:
-        st.radio("Attribute", attrs, key=state.LM_SANITY_ATTR, horizontal=True)
-    attr = st.session_state[state.LM_SANITY_ATTR]
-    sp = space(run_dir, sha, ds.content_hash)
-    z, labels = _all_latents(run_dir, sha, ds.content_hash), _all_labels(ds)
-    n_train = len(ds.x_train)
-    ids = (
-        np.arange(len(z))
-        if split == "all"
-        else (np.arange(n_train) if split == "train" else np.arange(n_train, len(z)))
-    )
-    report = cluster_sanity(sp, z[ids], {a: v[ids] for a, v in labels.items()}, attr)
-    st.caption(f"Rule: {sp.description} · {split} split · {len(ids):,} points")
-    st.dataframe(report.rows, hide_index=True)
-    n_wrong = len(report.misassigned)
-    st.markdown(f"**{n_wrong:,} misassigned points**, most confident mistakes first")
-    if not n_wrong:
-        return
-    names = sp.attribute(attr)[1].class_names
-    top = ids[report.misassigned[:MISASSIGNED_SHOWN]]
-    rows = [
-        {"id": int(i), "true": names[t], "assigned": names[p], "margin": round(float(m), 4)}
-        for i, t, p, m in zip(top, report.true, report.pred, report.margin, strict=False)
-    ]
-    st.dataframe(rows, hide_index=True)
-    if not st.toggle("Show their images", key=state.LM_MISASSIGNED_IMAGES):
-        return
-    x, _, _ = cache.samples(run_dir, sha, ds.content_hash, tuple(int(i) for i in top))
-    s = scale_for(x.shape[2], GALLERY_PX)
-    st.image(
-        [to_uint8(img, scale=s) for img in x],
-        caption=[f"id {r['id']}: {r['true']}→{r['assigned']}" for r in rows],
-        output_format="PNG",
-    )

@@ -1,5 +1,6 @@
-"""The latent map of a latent store (10^4-10^6 points): tiered projections cached in the store,
-a scatter or density rendering, and a gallery of selected images read lazily from the source.
+"""The Latent map page's view of a latent store (10^4-10^6 points): tiered projections cached in
+the store, a scatter or density rendering, and a gallery of selected images read lazily from the
+source. The map of the run's own dataset is :mod:`lsx.app.dataset_map`.
 
 Two layers:
 
@@ -27,10 +28,14 @@ import streamlit as st
 
 from lsx.analysis.projection import sample_per_class
 from lsx.analysis.tiers import EXACT_MAX, plan_projection
+from lsx.app import state, widgets
+from lsx.app.cache import projection_jobs, store_entries
+from lsx.data.lazy import FOLDER_PREFIX, open_source
 from lsx.errors import LsxError
 from lsx.latents.projections import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
 from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
 from lsx.viz.density import DensityGrid, density_grid, density_map
+from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
 
 # Up to this many points every point is a WebGL marker with box/lasso; above it, a density
@@ -41,9 +46,6 @@ DENSITY_SAMPLE = 5_000  # selectable points drawn over the raster
 GALLERY_CAP = 32
 AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
 _SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe another store
-
-# ------------------------------------------------------------------------------ disk cache
-
 
 # ------------------------------------------------------------------------------ map frame
 
@@ -142,8 +144,6 @@ def headline(frame: StoreFrame) -> str:
 
 def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
     """``(path, label, reason or None)`` per store of the run; reason set when not usable."""
-    from lsx.app.cache import store_entries
-
     return [
         (e.path, f"{e.name} ({e.n:,} × {e.dim})" if e.reason is None else f"{e.name} (not usable)",
          e.reason)
@@ -177,10 +177,8 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
     """
     if method == "pca":
         return None
-    from lsx.app.cache import projection_jobs  # the one projection worker of this process
-
     version = _version(path)
-    return projection_jobs().job(
+    return projection_jobs().job(  # the one projection worker of this process
         ("store", path, version, method, int(seed)),
         lambda: cached_store_projection(_open(path, version), method, 2, seed, compute=False)[2],
         lambda: _fit_in_background(path, method, int(seed)),
@@ -206,8 +204,6 @@ def store_images(
     path: str, version: int, ids: tuple[int, ...]
 ) -> tuple[np.ndarray | None, list[str], str | None]:
     """Images of store rows read from the store's source, captions, and why there are none."""
-    from lsx.data.lazy import FOLDER_PREFIX, open_source
-
     store = _open(path, version)
     idx = np.asarray(ids, dtype=np.int64)
     names = store.label_names[store.primary]
@@ -230,8 +226,6 @@ def store_images(
 
 def store_controls(store: LatentStore) -> tuple[str, int, str]:
     """Sidebar controls of a store map: projection (form), seed, colour attribute."""
-    from lsx.app import state, widgets
-
     attrs = list(store.label_names)
     if st.session_state.get(state.LMS_COLOR) not in attrs:
         st.session_state[state.LMS_COLOR] = attrs[0]
@@ -254,9 +248,6 @@ def store_controls(store: LatentStore) -> tuple[str, int, str]:
 
 def store_view(path: str, reason: str | None) -> None:
     """Render the map of one latent store: tier, map, manifest, selection gallery."""
-    from lsx.app import state, widgets
-    from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
-
     if reason is not None:
         st.warning(f"This latent store cannot be shown: {reason}")
         return
