@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import cache, compare, state, widgets
+from lsx.app import cache, compare, compare_frame, state, widgets
 from lsx.errors import LsxError
 from lsx.viz.compare import drift_bars, jaccard_histogram
 
@@ -27,12 +27,12 @@ run_a, run_b = str(info_a.run_dir), str(info_b.run_dir)
 try:
     choice = compare.pick_data(info_a, info_b)
     view = compare.controls()
-    ds = compare.dataset(choice)
+    ds = compare_frame.dataset(choice)
     sha_a, sha_b = cache.weights_version(run_a), cache.weights_version(run_b)
     # UMAP/t-SNE not cached yet: fitted off the request path, the PCA comparison meanwhile
     runs_ab, shas = (run_a, run_b), (sha_a, sha_b)
-    jobs = compare.pending(runs_ab, shas, choice, ds.content_hash, view.method, view.cap)
-    frame = compare.comparison(
+    jobs = compare_frame.pending(runs_ab, shas, choice, ds.content_hash, view.method, view.cap)
+    frame = compare_frame.comparison(
         run_a, sha_a, run_b, sha_b, choice.spec, choice.image_size, ds.content_hash,
         "pca" if jobs else view.method, view.k, view.cap,
     )  # fmt: skip

@@ -20,7 +20,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from lsx.analysis.compare import compare_latents
-from lsx.app import compare, state
+from lsx.app import compare, compare_frame, state
 from lsx.app.cache import THREADS_ENV, projection_jobs
 from lsx.checkpoint import METRICS_NAME, STATUS_NAME, list_runs, save_checkpoint
 from lsx.data import load_dataset
@@ -220,17 +220,17 @@ def test_umap_is_fitted_in_the_background_and_the_maps_switch_by_themselves(monk
         calls.append(1)
         return compare_latents(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "compare_latents", counting)
+    monkeypatch.setattr(compare_frame, "compare_latents", counting)
     # hold the worker until the first answer is checked: with numba warm a 200-point fit can end
     # before the page's polling fragment runs, which would rerun the page into the UMAP map
     release = threading.Event()
-    fit = compare._fit_in_background
+    fit = compare_frame._fit_in_background
 
     def held_fit(*args, **kwargs):
         assert release.wait(timeout=120)
         return fit(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "_fit_in_background", held_fit)
+    monkeypatch.setattr(compare_frame, "_fit_in_background", held_fit)
 
     def open_page() -> AppTest:
         at = AppTest.from_file(PAGE, default_timeout=120)
