@@ -35,7 +35,7 @@ CENTROID_RADIUS_QUANTILE = 0.95  # centroid rule: the sphere holds 95 % of a cla
 OOD_FACTOR = 2.0  # OOD: farther than max(2 * radius, 99th percentile) from every centre
 OOD_QUANTILE = 0.99
 GROUP_CAP = 400  # grouping ratio: at most this many points per group (seeded sample)
-# Latent-map colourings, key "<kind>:<attribute>" (lsx.app.widgets.color_options)
+# Latent-map colourings, key "<kind>:<attribute>" (lsx.app.latent_map.color_options)
 COLOR_KINDS = {
     "predicted": "predicted cluster",
     "in_sphere": "inside its predicted sphere",
