@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import state, training, widgets
+from lsx.app import state, train_page, widgets
 from lsx.errors import LsxError
 from lsx.models import MODELS
 
@@ -19,9 +19,9 @@ widgets.run_picker()
 st.title("Train")
 
 st.subheader("Progress")
-run_dir = training.run_chooser()
+run_dir = train_page.run_chooser()
 if run_dir is not None:
-    training.live_panel(run_dir)
+    train_page.live_panel(run_dir)
 
 st.subheader("New run")
 left, right = st.columns([1, 2])
@@ -33,12 +33,12 @@ kind = left.selectbox(
 )
 with right:
     try:
-        data, image_size = training.dataset_picker()
+        data, image_size = train_page.dataset_picker()
     except LsxError as err:  # the folder or .npy choice without a path yet
         st.info(str(err))
         data = None
 if data is not None:
     try:
-        training.new_run_form(kind, data, image_size)
+        train_page.new_run_form(kind, data, image_size)
     except LsxError as err:  # e.g. a missing folder or .npy file, a pickled array
         st.error(str(err))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import state, stores, widgets
+from lsx.app import large_datasets, state, widgets
 from lsx.errors import LsxError
 
 state.init("Large datasets")
@@ -25,19 +25,19 @@ st.markdown(
 )
 
 try:
-    header_spec = stores.run_data_spec(run_dir)
+    header_spec = large_datasets.run_data_spec(run_dir)
 except LsxError as err:
     st.error(str(err))
     st.stop()
 
 st.subheader("Stores of this run")
-rows = stores.store_rows(run_dir)
+rows = large_datasets.store_rows(run_dir)
 if rows:
     st.dataframe(rows, hide_index=True)
 else:
     st.info("This run has no latent store yet. Encode one below.")
 
 st.subheader("Encode a dataset")
-stores.encode_form(run_dir, header_spec)
+large_datasets.encode_form(run_dir, header_spec)
 st.subheader("Encodes started here")
-stores.jobs_panel(str(run_dir))
+large_datasets.jobs_panel(str(run_dir))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lsx.app import state, stores
+from lsx.app import large_datasets, state
 from lsx.app.cache import THREADS_ENV
 from lsx.latents.store import open_store
 from tests.app.test_latent_map_page import make_run
@@ -26,18 +26,20 @@ def page(monkeypatch: pytest.MonkeyPatch, root: Path, run_dir: Path) -> AppTest:
     return at.run(timeout=60)
 
 
-def wait_for(run_dir: Path, states: tuple[str, ...], timeout: float = 90.0) -> stores.EncodeJob:
+def wait_for(
+    run_dir: Path, states: tuple[str, ...], timeout: float = 90.0
+) -> large_datasets.EncodeJob:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        jobs = stores.encode_jobs(run_dir)
+        jobs = large_datasets.encode_jobs(run_dir)
         if jobs and jobs[0].state in states:
             return jobs[0]
         time.sleep(0.3)
-    raise AssertionError(f"no job reached {states}: {stores.encode_jobs(run_dir)}")
+    raise AssertionError(f"no job reached {states}: {large_datasets.encode_jobs(run_dir)}")
 
 
 def submit(at: AppTest, spec: str) -> AppTest:
-    at.text_input(key=stores.ST_SPEC).set_value(spec)
+    at.text_input(key=large_datasets.ST_SPEC).set_value(spec)
     next(b for b in at.button if "Encode" in b.label).click()
     return at.run(timeout=60)
 
@@ -47,7 +49,8 @@ def test_encode_from_the_app_lists_the_store(monkeypatch, tmp_path):
     at = page(monkeypatch, tmp_path, run_dir)
     assert not at.exception
     assert any("no latent store" in i.value for i in at.info)
-    assert at.text_input(key=stores.ST_SPEC).value == "digits"  # the run's own data by default
+    spec = at.text_input(key=large_datasets.ST_SPEC).value
+    assert spec == "digits"  # the run's own data by default
     at = submit(at, "digits")
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
@@ -85,13 +88,13 @@ def test_a_second_encode_of_the_same_store_is_refused_while_running(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "many.npy"
     np.save(path, rng.integers(0, 255, size=(400_000, 8, 8), dtype=np.uint8))
-    store_dir = stores.start_encode(run_dir, f"npy:{path}", "all", 256, 0)
+    store_dir = large_datasets.start_encode(run_dir, f"npy:{path}", "all", 256, 0)
     try:
         with pytest.raises(Exception, match="already being encoded"):
-            stores.start_encode(run_dir, f"npy:{path}", "all", 256, 0)
+            large_datasets.start_encode(run_dir, f"npy:{path}", "all", 256, 0)
     finally:
-        job = next(j for j in stores.encode_jobs(run_dir) if j.store_dir == store_dir)
-        stores.stop_encode(job)
+        job = next(j for j in large_datasets.encode_jobs(run_dir) if j.store_dir == store_dir)
+        large_datasets.stop_encode(job)
     job = wait_for(run_dir, ("stopped", "done", "failed"))
     assert job.state == "stopped", job.log_tail  # stopped on request: not shown as a failure
     assert "resume" in job.message

@@ -18,7 +18,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lsx.app import state, training
+from lsx.app import state, train_form, train_jobs
 from lsx.app.cache import THREADS_ENV
 from lsx.checkpoint import CONFIG_NAME, METRICS_NAME, STATUS_NAME, TRAIN_STATE_NAME, save_checkpoint
 from lsx.data import load_dataset
@@ -60,12 +60,12 @@ def test_empty_state_draws_the_form_of_every_kind_from_its_config(monkeypatch, t
     for kind in MODELS:
         at.selectbox(key=state.TR_KIND).set_value(kind).run(timeout=120)
         assert not at.exception
-        for spec in training.model_specs(kind, ds):
+        for spec in train_form.model_specs(kind, ds):
             w = widget(at, f"tr_m_{kind}_{spec.name}")
             assert w is not None, (kind, spec.name)
             assert w.help == spec.help
         assert widget(at, f"tr_m_{kind}_input_shape") is None  # from the dataset
-    for spec in training.train_specs():
+    for spec in train_form.train_specs():
         assert widget(at, f"tr_t_{spec.name}") is not None
     assert widget(at, "tr_t_device").options[:2] == ["auto", "cpu"]
     assert list(tmp_path.iterdir()) == []
@@ -81,7 +81,7 @@ def test_config_errors_and_missing_folders_are_shown_and_nothing_starts(monkeypa
     at.selectbox(key=state.TR_KIND).set_value("vae").run(timeout=120)
     at = submit(at, tr_m_vae_spatial=True)
     assert "a spatial latent needs the conv architecture" in at.error[0].value
-    at.selectbox(key=state.TR_DATA).set_value(training.FOLDER_CHOICE).run(timeout=120)
+    at.selectbox(key=state.TR_DATA).set_value(train_form.FOLDER_CHOICE).run(timeout=120)
     assert any("Enter the path of your image folder" in i.value for i in at.info)
     at.text_input(key=state.TR_FOLDER).set_value(str(tmp_path / "nope")).run(timeout=120)
     assert not at.exception
@@ -98,7 +98,7 @@ def test_the_form_starts_a_job_and_a_second_tab_is_refused(monkeypatch, tmp_path
     try:
         assert not first.error, first.error[0].value
         assert first.session_state[state.TR_RUN] == str(run_dir)
-        argv = json.loads((run_dir / training.JOB_NAME).read_text())["argv"]
+        argv = json.loads((run_dir / train_jobs.JOB_NAME).read_text())["argv"]
         assert argv[:3] == ["-m", "lsx", "train"]
         for flag, value in (("--epochs", "2"), ("--latent-dim", "2"), ("--snapshots", "30")):
             assert argv[argv.index(flag) + 1] == value
@@ -109,9 +109,9 @@ def test_the_form_starts_a_job_and_a_second_tab_is_refused(monkeypatch, tmp_path
         assert not second.exception
         assert "is being trained already" in second.error[0].value
     finally:  # this test checks the start; tests/app/test_training_jobs.py trains to the end
-        training.cancel_job(run_dir)
-        training.registry().procs[str(run_dir)].wait(timeout=60)
-    view = training.job_view(run_dir)  # cancelled while starting (or, rarely, after its setup)
+        train_jobs.cancel_job(run_dir)
+        train_jobs.registry().procs[str(run_dir)].wait(timeout=60)
+    view = train_jobs.job_view(run_dir)  # cancelled while starting (or, rarely, after its setup)
     assert view.state in ("crashed", "stopped")
     if view.state == "crashed":
         assert "was cancelled (SIGTERM) before it had saved a checkpoint" in view.error
@@ -130,7 +130,7 @@ def completed_run(root: Path) -> Path:
             append_jsonl(run / METRICS_NAME, {"epoch": epoch, "train_loss": 0.1, "test_loss": 0.2,
                                               "train_recon": 0.1, "test_recon": 0.2})  # fmt: skip
     job = {"pid": _dead_pid(), "started": time.time() - 30, "start_fraction": 0.0}
-    (run / training.JOB_NAME).write_text(json.dumps(job))
+    (run / train_jobs.JOB_NAME).write_text(json.dumps(job))
     status = {"state": "completed", "epoch": 2, "epochs": 2, "message": "trained 2 epochs",
               "updated": time.time()}  # fmt: skip
     (run / STATUS_NAME).write_text(json.dumps(status))
@@ -169,8 +169,10 @@ def test_a_crashed_run_shows_its_error_and_a_stopped_one_offers_resume(monkeypat
     for run in (crashed, stopped):
         run.mkdir()
         job = {"pid": _dead_pid(), "started": time.time() - 60, "start_fraction": 0.0}
-        (run / training.JOB_NAME).write_text(json.dumps(job))
-    (crashed / training.LOG_NAME).write_text("Traceback (most recent call last):\nKeyError: 'x'\n")
+        (run / train_jobs.JOB_NAME).write_text(json.dumps(job))
+    (crashed / train_jobs.LOG_NAME).write_text(
+        "Traceback (most recent call last):\nKeyError: 'x'\n"
+    )
     status = {"state": "stopped", "epoch": 3, "epochs": 9, "updated": time.time()}
     (stopped / STATUS_NAME).write_text(json.dumps(status))
     (stopped / TRAIN_STATE_NAME).write_bytes(b"lsx-written state")
@@ -206,7 +208,7 @@ def npy_images(folder: Path, n: int = 300, labels: bool = True) -> Path:
 
 
 def choose_npy(at: AppTest, path: str) -> AppTest:
-    at.selectbox(key=state.TR_DATA).set_value(training.NPY_CHOICE).run(timeout=120)
+    at.selectbox(key=state.TR_DATA).set_value(train_form.NPY_CHOICE).run(timeout=120)
     return at.text_input(key=state.TR_NPY).set_value(path).run(timeout=120)
 
 
@@ -231,19 +233,19 @@ def test_a_npy_file_of_images_trains_lazily_from_the_page(monkeypatch, tmp_path)
     assert not at.exception
     assert not at.error, at.error[0].value
     run = root / "npy-run"
-    argv = json.loads((run / training.JOB_NAME).read_text())["argv"]
+    argv = json.loads((run / train_jobs.JOB_NAME).read_text())["argv"]
     assert argv[argv.index("--data") + 1] == f"npy:{path}"
     assert "--image-size" not in argv
     deadline = time.monotonic() + 240
-    while (view := training.job_view(run)).active and time.monotonic() < deadline:
+    while (view := train_jobs.job_view(run)).active and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert view.state == "completed", training.tail(run)
+    assert view.state == "completed", train_jobs.tail(run)
     data = json.loads((run / CONFIG_NAME).read_text())["data"]
     assert data["lazy"] is True
     assert data["spec"] == f"npy:{path}"
     assert (data["n_train"], data["n_test"]) == (270, 30)
     assert data["label_names"] == {"class": ["0", "5", "7"]}
-    assert "read lazily" in training.tail(run)  # the CLI's own account of how it read the data
+    assert "read lazily" in train_jobs.tail(run)  # the CLI's own account of how it read the data
 
 
 def test_bad_npy_files_show_the_sources_message_and_nothing_starts(monkeypatch, tmp_path):
@@ -253,7 +255,7 @@ def test_bad_npy_files_show_the_sources_message_and_nothing_starts(monkeypatch, 
     np.save(data / "float64.npy", np.zeros((4, 8, 8)))
     np.save(data / "last.npy", np.zeros((4, 8, 8, 3), dtype=np.uint8))
     at = page(monkeypatch, root)
-    at.selectbox(key=state.TR_DATA).set_value(training.NPY_CHOICE).run(timeout=120)
+    at.selectbox(key=state.TR_DATA).set_value(train_form.NPY_CHOICE).run(timeout=120)
     assert any("Enter the path of your .npy file of images" in i.value for i in at.info)
     cases = {
         "missing.npy": f"{data / 'missing.npy'} does not exist or is not a file",
@@ -279,33 +281,33 @@ def test_sae_on_a_npy_file_takes_its_class_count_from_the_labels_file(monkeypatc
     assert widget(at, "tr_m_sae_latent_dim") is not None
     n_classes = len(np.unique(np.load(path.with_name("images.labels.npy"))))  # oracle: 3
     assert any(f"{n_classes} classes, read lazily" in c.value for c in at.caption)
-    request = training.prepare_request(
+    request = train_form.prepare_request(
         tmp_path / "checkpoints", "sae-npy", "sae", f"npy:{path}", None, {}, {"epochs": 1}
     )
     assert request.class_names == ("0", "5", "7")
     from lsx.data.lazy import open_source
 
-    assert training.data_fields("sae", open_source(f"npy:{path}"))["n_classes"] == (n_classes,)
+    assert train_form.data_fields("sae", open_source(f"npy:{path}"))["n_classes"] == (n_classes,)
 
 
 def test_a_folder_above_the_lazy_threshold_is_shown_as_read_lazily(monkeypatch, tmp_path):
     from PIL import Image
 
-    import lsx.cli
+    import lsx.data
 
     for k, name in enumerate(("a", "b")):
         (tmp_path / "shapes" / name).mkdir(parents=True)
         for i in range(6):
             pixels = np.full((8, 8), 40 + 150 * k, dtype=np.uint8)
             Image.fromarray(pixels, mode="L").save(tmp_path / "shapes" / name / f"{i}.png")
-    monkeypatch.setattr(lsx.cli, "LAZY_FOLDER_ABOVE", 11)  # 12 images: above it
+    monkeypatch.setattr(lsx.data, "LAZY_FOLDER_ABOVE", 11)  # 12 images: above it
     at = page(monkeypatch, tmp_path / "checkpoints")
-    at.selectbox(key=state.TR_DATA).set_value(training.FOLDER_CHOICE).run(timeout=120)
+    at.selectbox(key=state.TR_DATA).set_value(train_form.FOLDER_CHOICE).run(timeout=120)
     at.text_input(key=state.TR_FOLDER).set_value(str(tmp_path / "shapes")).run(timeout=120)
     assert not at.exception
     assert widget(at, state.TR_IMAGE_SIZE) is not None  # folders keep their size input
     assert any("2 classes, read lazily (12 images" in c.value for c in at.caption)
-    monkeypatch.setattr(lsx.cli, "LAZY_FOLDER_ABOVE", 12)  # 12 images: loaded whole
+    monkeypatch.setattr(lsx.data, "LAZY_FOLDER_ABOVE", 12)  # 12 images: loaded whole
     at.number_input(key=state.TR_IMAGE_SIZE).set_value(12).run(timeout=120)  # a new cache key
     caption = next(c.value for c in at.caption if "test images of" in c.value)
     assert "1×12×12, 2 classes." in caption

@@ -1,40 +1,35 @@
 """The Large datasets page: a run's latent stores, and encoding new ones off the request path.
 
 Encoding a large dataset takes minutes, so it runs as ``python -m lsx encode`` in a subprocess
-(like training, :mod:`lsx.app.training`): the page starts it, shows its progress from the store's
-own ``manifest.json`` (``rows_done``, written atomically by :mod:`lsx.latents`) and can stop
-it; a stopped encode resumes where it stopped when started again. Job files live in
-``<run>/stores/.jobs/<store>.json`` beside the log ``<store>.log``.
+started by the job runner (:mod:`lsx.jobs`, as training does, :mod:`lsx.app.train_jobs`, sharing
+its registry of this server's children): the page starts it, shows its progress from the store's
+own ``manifest.json`` (``rows_done``, written atomically by :mod:`lsx.latents`) and can stop it; a
+stopped encode resumes where it stopped when started again. The encoder holds the store folder's
+:class:`lsx.files.FolderLock`, so a second encode of the same store is refused here while that
+lock is held, while this server's child runs, or while the recorded job's process still runs.
+Job files live in ``<run>/stores/.jobs/<store>.json`` beside the log ``<store>.log``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from lsx import jobs
+from lsx.app.train_jobs import registry
 from lsx.data.lazy import SPLITS, open_source
 from lsx.errors import ConfigError, LsxError
-from lsx.files import atomic_write_json
-from lsx.jobs import command_has, pid_alive
+from lsx.files import atomic_write_json, lock_holder
 from lsx.latents.store import MANIFEST_NAME, STORES_DIR, store_dir_for
 
 JOBS_DIR = ".jobs"
 LOG_LINES = 30
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # session keys of this page (module-local: no other page reads them)
 ST_SPEC, ST_SPLIT, ST_BATCH, ST_WORKERS = "st_spec", "st_split", "st_batch", "st_workers"
-_procs: dict[str, subprocess.Popen] = {}  # this server's children, polled so none is a zombie
 
 
 @dataclass(frozen=True)
@@ -60,29 +55,20 @@ def _jobs_dir(run_dir: Path) -> Path:
     return Path(run_dir) / STORES_DIR / JOBS_DIR
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    return None
+def _job(record: dict[str, Any]) -> jobs.Job:
+    """The runner's view of an encode's job file: its process is ``lsx encode`` of its spec."""
+    match = ("lsx", "encode", str(record.get("spec", "")))
+    return jobs.Job.from_record(record, match=match, key=str(record.get("store", "")))
 
 
-def _alive(job: Mapping[str, Any]) -> bool:
-    """Whether the job's process still runs (a child of this server is polled, not guessed)."""
-    proc = _procs.get(str(job.get("store")))
-    if proc is not None and proc.pid == job.get("pid"):
-        return proc.poll() is None
-    return bool(job.get("pid")) and pid_alive(int(job["pid"])) and _is_encoder(int(job["pid"]))
-
-
-def _is_encoder(pid: int) -> bool:
-    """The PID is an ``lsx encode`` process (a recycled PID must not be signalled); without
-    /proc (macOS) the PID is trusted."""
-    return command_has(pid, "lsx", "encode") is not False
+def _alive(record: dict[str, Any]) -> bool:
+    """Whether the job's process still runs (a child of this server is polled, not guessed; any
+    other PID counts only while its command line is still this encode)."""
+    return jobs.alive(_job(record), registry())[0]
 
 
 def running_job(run_dir: Path, store_dir: Path) -> dict[str, Any] | None:
-    job = _read_json(_jobs_dir(run_dir) / f"{store_dir.name}.json")
+    job = jobs.read_json(_jobs_dir(run_dir) / f"{store_dir.name}.json")
     return job if job is not None and _alive(job) else None
 
 
@@ -102,54 +88,50 @@ def start_encode(run_dir: Path, spec: str, split: str, batch_size: int, workers:
         raise ConfigError("Batch size must be in [1, 65536] and workers in [0, 64].")
     source = open_source(spec)  # fails here, with its message, on a bad spec or empty folder
     store_dir = store_dir_for(run_dir, source.spec, split)
-    if running_job(run_dir, store_dir) is not None:
-        raise ConfigError(f"{store_dir.name} is already being encoded; wait or stop it first.")
-    jobs = _jobs_dir(run_dir)
-    jobs.mkdir(parents=True, exist_ok=True)
-    log_path = jobs / f"{store_dir.name}.log"
-    cmd = [sys.executable, "-m", "lsx", "encode", "--run", str(run_dir), "--data", spec]
-    cmd += ["--split", split, "--batch-size", str(int(batch_size)), "--workers", str(int(workers))]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    _procs[str(store_dir)] = proc
-    job = {"pid": proc.pid, "spec": spec, "split": split, "store": str(store_dir)}
-    atomic_write_json(jobs / f"{store_dir.name}.json", {**job, "started": time.time()})
+    folder = _jobs_dir(run_dir)
+    reg = registry()
+
+    def check() -> None:  # under the registry's lock: one start at a time in this server
+        busy = reg.running_pid(str(store_dir)) is not None or lock_holder(store_dir) is not None
+        if busy or running_job(run_dir, store_dir) is not None:
+            raise ConfigError(f"{store_dir.name} is already being encoded; wait or stop it first.")
+        folder.mkdir(parents=True, exist_ok=True)
+
+    cmd = jobs.python_command("encode", "--run", str(run_dir), "--data", spec, "--split", split)
+    cmd += ["--batch-size", str(int(batch_size)), "--workers", str(int(workers))]
+    jobs.start(
+        cmd, key=str(store_dir), log=folder / f"{store_dir.name}.log", registry=reg,
+        match=("lsx", "encode", spec), job_file=folder / f"{store_dir.name}.json",
+        extra={"spec": spec, "split": split, "store": str(store_dir)}, check=check,
+        what="the encode process",
+    )  # fmt: skip
     return store_dir
 
 
 def stop_encode(job: EncodeJob) -> bool:
     """SIGTERM the encode; the store keeps its rows so far and resumes when started again."""
-    if job.state != "running" or not _is_encoder(job.pid):
-        return False
     path = _jobs_dir(job.store_dir.parents[1]) / f"{job.store_dir.name}.json"
-    record = _read_json(path) or {}
+    record = jobs.read_json(path) or {}
+    runner_job = _job({**record, "pid": job.pid, "store": str(job.store_dir), "spec": job.spec})
+    if job.state != "running" or not jobs.alive(runner_job, registry())[0]:
+        return False
     atomic_write_json(path, {**record, "stop_requested": time.time()})  # "stopped", not "failed"
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(job.pid, signal.SIGTERM)
-    return True
-
-
-def _tail(path: Path, n: int = LOG_LINES) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
-    return ""
+    return jobs.stop(runner_job, registry())
 
 
 def encode_jobs(run_dir: Path) -> list[EncodeJob]:
     """Every encode started from the app for this run, newest first."""
-    jobs = _jobs_dir(run_dir)
+    folder = _jobs_dir(run_dir)
     out = []
-    files = sorted(jobs.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in files if jobs.is_dir() else []:
-        job = _read_json(path)
+    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in files if folder.is_dir() else []:
+        job = jobs.read_json(path)
         if job is None:
             continue
         store_dir = Path(str(job.get("store", "")))
-        manifest = _read_json(store_dir / MANIFEST_NAME) or {}
+        manifest = jobs.read_json(store_dir / MANIFEST_NAME) or {}
         done, n = int(manifest.get("rows_done", 0)), int(manifest.get("n", 0))
-        log = _tail(path.with_suffix(".log"))
+        log = jobs.tail(path.with_suffix(".log"), LOG_LINES)
         alive = _alive(job)
         if alive:
             state, message = "running", ""
@@ -245,11 +227,11 @@ def encode_form(run_dir: str | Path, default_spec: str) -> None:
 @st.fragment(run_every=1.0)
 def jobs_panel(run_dir: str) -> None:
     """Progress of this run's encodes; refreshes itself every second."""
-    jobs = encode_jobs(Path(run_dir))
-    if not jobs:
+    encodes = encode_jobs(Path(run_dir))
+    if not encodes:
         st.caption("No encode started from the app for this run yet.")
         return
-    for job in jobs:
+    for job in encodes:
         label = f"`{job.store_dir.name}` · {job.spec} ({job.split}) · **{job.state}**"
         st.progress(min(job.fraction, 1.0), text=f"{label} · {job.rows_done:,}/{job.n:,} rows")
         if job.state == "running" and st.button("Stop", key=f"stop-{job.store_dir.name}"):
