@@ -13,6 +13,7 @@ import streamlit as st
 
 from lsx.app import atoms, cache, state, widgets
 from lsx.errors import LsxError
+from lsx.models import MODELS
 
 state.init("Atoms")
 widgets.run_picker()
@@ -36,10 +37,10 @@ if stats is None:
         "(e.g. `demo-scvae-mnist5k`). The segmentation view below works for any run."
     )
 else:
-    what = "atoms" if config.kind == "scvae" else "codebook vectors"
+    spec = MODELS[config.kind]  # the registry: what its dictionary is called, are codes sparse
     st.markdown(
-        f"**{len(stats.counts)} {what}** over **{stats.n_positions:,}** latent positions "
-        f"({split} split of `{ds.spec}`, every image)."
+        f"**{len(stats.counts)} {spec.dictionary}** over **{stats.n_positions:,}** latent "
+        f"positions ({split} split of `{ds.spec}`, every image)."
     )
     try:
         atoms.summary(stats)
@@ -50,7 +51,7 @@ else:
         with tabs[1]:
             atoms.heatmap_panels(stats, class_names)
         with tabs[2]:
-            if config.kind == "scvae":
+            if spec.sparse_codes:
                 atoms.sparsity_panel(stats, y, class_names)
             else:
                 st.caption("A VQ-VAE uses exactly one code per position: L0 is 1 everywhere.")

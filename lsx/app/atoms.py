@@ -35,6 +35,7 @@ from lsx.app import cache, state
 from lsx.checkpoint import RunInfo
 from lsx.data.images import decode_image, normalize_mode, to_array
 from lsx.errors import ConfigError, LsxError
+from lsx.models import MODELS
 from lsx.viz.atoms import (
     atom_tiles,
     heatmap,
@@ -45,7 +46,7 @@ from lsx.viz.atoms import (
 )
 
 SPLITS = ("all", "train", "test")
-PARTNER = {"scvae": "vqvae", "vqvae": "scvae"}
+PARTNER = {kind: spec.partner for kind, spec in MODELS.items() if spec.partner}  # scvae<->vqvae
 MAX_SIDE = 1024  # uploads are shrunk to this longest side before tiling
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
 GALLERY_COLUMNS = 8

@@ -5,29 +5,21 @@ Nothing here names a model kind or a field of one: :func:`field_specs` reads
 
 - the type hints (bool -> checkbox, int/float -> number input, str -> text or a choice, anything
   else -> a JSON text input),
-- the trailing comment of each field (``latent_dim: int = 16  # ...``) as its help,
-- the ``check_int`` / ``check_float`` / ``check_choice`` calls in ``__post_init__`` (and in the
-  ``self._helpers()`` it calls) for ranges and choices, with literal or module-constant
-  arguments; anything it cannot evaluate is left to the config's own validation,
-- ``dataclasses.field(metadata={"help": ..., "low": ..., "high": ..., "choices": ...})``, which
-  overrides all of the above.
+- the field metadata that :func:`lsx.config.option` declares (``help``, ``low``, ``high``,
+  ``low_open``, ``choices``), the same rules the config's ``__post_init__`` enforces
+  (:func:`lsx.config.check_fields`); a plain ``dataclasses.field(metadata={...})`` works too.
 
-A value the widgets let through but the config refuses (an open bound, a rule across fields) is
-reported with the config's own ``ConfigError`` message when the form is submitted.
+A bound that is not a number here (another field's name, a function) is not drawn: a value the
+widgets let through but the config refuses (such a bound, a rule across fields) is reported with
+the config's own ``ConfigError`` message when the form is submitted.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
-import inspect
-import io
 import json
 import math
-import sys
-import textwrap
-import tokenize
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,8 +28,6 @@ from typing import Any
 import streamlit as st
 
 from lsx.errors import ConfigError
-
-_CHECKS = ("check_int", "check_float", "check_choice")
 
 
 @dataclass(frozen=True)
@@ -50,12 +40,13 @@ class FieldSpec:
     kind : {"bool", "int", "float", "choice", "str", "json"}
     default : Any
     low, high : float or None
-        Bounds found in the config's checks (None: unbounded or not found).
+        The field's declared numeric bounds (None: unbounded, or a bound known only to the
+        config's check).
     low_open : bool
-        The lower bound is exclusive (``check_float(..., low_open=True)``).
+        The lower bound is exclusive (``option(..., low_open=True)``).
     choices : tuple or None
     help : str
-        The field's comment, plus the rule ("an int >= 1 and <= 4096").
+        The field's declared help, plus the rule ("an int >= 1 and <= 4096").
     """
 
     name: str
@@ -72,133 +63,14 @@ class FieldSpec:
         return self.name.replace("_", " ")
 
 
-# ------------------------------------------------------------------------------ source reading
+# ------------------------------------------------------------------------------ field specs
 
 
-def _class_source(cls: type) -> tuple[ast.ClassDef, str] | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return None
-    tree = ast.parse(source)
-    node = tree.body[0]
-    return (node, source) if isinstance(node, ast.ClassDef) else None
-
-
-def _comments(source: str) -> dict[int, str]:
-    """Line number -> comment text (without '#') of a source string."""
-    out: dict[int, str] = {}
-    with_tokens = tokenize.generate_tokens(io.StringIO(source).readline)
-    try:
-        for tok in with_tokens:
-            if tok.type == tokenize.COMMENT:
-                out[tok.start[0]] = tok.string.lstrip("#").strip()
-    except (tokenize.TokenError, IndentationError):
-        pass
-    return out
-
-
-def _field_comments(cls: type) -> dict[str, str]:
-    """Field name -> the comment(s) on the lines of its annotated assignment, for the MRO."""
-    out: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        found = _class_source(klass) if dataclasses.is_dataclass(klass) else None
-        if found is None:
-            continue
-        node, source = found
-        comments = _comments(source)
-        for stmt in node.body:
-            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                lines = range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)
-                text = " ".join(comments[i] for i in lines if i in comments)
-                if text:
-                    out[stmt.target.id] = text
-    return out
-
-
-def _evaluate(node: ast.AST, namespace: Mapping[str, Any]) -> Any:
-    """A literal, a module constant (``NAMES``) or a constant of an imported module
-    (``cfgs.DESIGNS``); raises ValueError for anything else (e.g. ``self.latent_dim``)."""
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        pass
-    if isinstance(node, ast.Name) and node.id in namespace:
-        value = namespace[node.id]
-    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-        owner = namespace.get(node.value.id)
-        if owner is None or not hasattr(owner, node.attr):
-            raise ValueError(node.attr)
-        value = getattr(owner, node.attr)
-    else:
-        raise ValueError(ast.dump(node))
-    if isinstance(value, int | float | str | tuple | bool) or value is None:
-        return value
-    raise ValueError(repr(value))
-
-
-def _methods(node: ast.ClassDef) -> dict[str, ast.FunctionDef]:
-    return {f.name: f for f in node.body if isinstance(f, ast.FunctionDef)}
-
-
-def _rules_of(klass: type) -> dict[str, dict[str, Any]]:
-    """Field -> {low, high, low_open, choices} from the check_* calls of ``__post_init__`` and
-    the ``self._helper()`` methods it calls (one level of the class, followed recursively)."""
-    found = _class_source(klass)
-    if found is None:
-        return {}
-    node, _ = found
-    methods = _methods(node)
-    namespace = vars(sys.modules.get(klass.__module__)) if klass.__module__ in sys.modules else {}
-    rules: dict[str, dict[str, Any]] = {}
-    todo, seen = ["__post_init__"], set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in methods:
-            continue
-        seen.add(name)
-        loops = _loop_names(methods[name])
-        for call in (n for n in ast.walk(methods[name]) if isinstance(n, ast.Call)):
-            func = call.func
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-                if func.value.id == "self" and func.attr in methods:
-                    todo.append(func.attr)
-                continue
-            if not (isinstance(func, ast.Name) and func.id in _CHECKS and len(call.args) >= 2):
-                continue
-            target = call.args[1]
-            if isinstance(target, ast.Constant) and isinstance(target.value, str):
-                targets: tuple[str, ...] = (target.value,)
-            elif isinstance(target, ast.Name) and target.id in loops:
-                targets = loops[target.id]  # for name in ("a", "b"): check_float(self, name)
-            else:
-                continue
-            rule: dict[str, Any] = {}
-            args = {"choices": call.args[2]} if len(call.args) > 2 else {}
-            if func.id != "check_choice" and len(call.args) > 2:
-                args = dict(zip(("low", "high"), call.args[2:4], strict=False))
-            args.update({k.arg: k.value for k in call.keywords if k.arg})
-            for key, value_node in args.items():
-                try:
-                    rule[key] = _evaluate(value_node, namespace)
-                except ValueError:
-                    continue  # a bound that depends on other fields: the config checks it
-            rules.update({t: rule for t in targets})
-    return rules
-
-
-def _loop_names(func: ast.FunctionDef) -> dict[str, tuple[str, ...]]:
-    """Loop variables bound to a literal tuple of field names: ``for name in ("a", "b")``."""
-    out: dict[str, tuple[str, ...]] = {}
-    for node in ast.walk(func):
-        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
-            try:
-                names = ast.literal_eval(node.iter)
-            except ValueError:
-                continue
-            if isinstance(names, tuple | list) and all(isinstance(n, str) for n in names):
-                out[node.target.id] = tuple(names)
-    return out
+def _number(bound: Any) -> float | None:
+    """A bound the widget can use: a number; None for a field name or a function (the config
+    resolves those when it checks the value)."""
+    is_number = isinstance(bound, int | float) and not isinstance(bound, bool)
+    return bound if is_number else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -217,17 +89,12 @@ def field_specs(cls: type, skip: tuple[str, ...] = ()) -> tuple[FieldSpec, ...]:
     tuple of FieldSpec
     """
     hints = typing.get_type_hints(cls)
-    comments = _field_comments(cls)
-    rules: dict[str, dict[str, Any]] = {}
-    for klass in reversed(cls.__mro__):  # base classes first; a subclass's rule wins
-        if dataclasses.is_dataclass(klass):
-            rules.update(_rules_of(klass))
     out = []
     for f in dataclasses.fields(cls):
         if not f.init or f.name in skip:
             continue
         default = f.default if f.default is not dataclasses.MISSING else None
-        rule = {**rules.get(f.name, {}), **dict(f.metadata)}
+        rule = f.metadata
         choices = rule.get("choices")
         hint = hints.get(f.name)
         if hint is bool:
@@ -242,11 +109,11 @@ def field_specs(cls: type, skip: tuple[str, ...] = ()) -> tuple[FieldSpec, ...]:
             name=f.name,
             kind=kind,
             default=default,
-            low=rule.get("low"),
-            high=rule.get("high"),
+            low=_number(rule.get("low")),
+            high=_number(rule.get("high")),
             low_open=bool(rule.get("low_open", False)),
             choices=tuple(choices) if choices else None,
-            help=str(rule.get("help") or comments.get(f.name, "")),
+            help=str(rule.get("help") or ""),
         )
         out.append(dataclasses.replace(spec, help=_help(spec)))
     return tuple(out)

@@ -20,8 +20,9 @@ from lsx.analysis import manifold as mf
 from lsx.app import cache, state
 from lsx.checkpoint import RunInfo
 from lsx.errors import ConfigError
+from lsx.models import MODELS, kinds_with
 
-KIND_LABELS = {"ae": "CAE", "dae": "DAE", "vae": "VAE"}
+KIND_LABELS = {kind: MODELS[kind].label for kind in kinds_with("manifold")}  # CAE, DAE, VAE
 MAX_RUNS = 3
 N_IMAGES = (50, 1000)  # range of the "images" input: the test split is capped at 1,000 for speed
 RTOLS = ("auto", "1e-6", "1e-4", "1e-2")

@@ -1,5 +1,7 @@
-"""The one registry of model kinds. Pickers, loader, CLI and tests iterate over ``MODELS``; a new
-kind is one module plus one entry here."""
+"""The one registry of model kinds. Pickers, loader, CLI, pages and tests iterate over ``MODELS``
+and ask it what a kind is called and what it can do (:class:`ModelSpec`, :func:`kinds_with`)
+instead of testing ``kind == ...``; a new kind is one module plus one entry here.
+``tests/models/test_registry.py`` checks every capability against the classes themselves."""
 
 from __future__ import annotations
 
@@ -22,23 +24,135 @@ from lsx.models.vqvae import VQVAE, VQVAEConfig
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One model kind: its classes, how the app names it and what it can do.
+
+    Attributes
+    ----------
+    config_cls, module_cls : type
+        The frozen config dataclass and the ``nn.Module`` built from it.
+    summary : str
+        One line, shown next to the kind in the app and the CLI.
+    label : str
+        Display name (the model family as papers write it: "CAE", "SC-VAE").
+    has_posterior : bool
+        The module has ``posterior(x) -> (mu, logvar)``, a Gaussian q(z|x) (the VAE family).
+    dictionary : str
+        What the rows of its dictionary are called ("atoms", "codebook vectors"); "" = it has
+        none. Models with one are what ``lsx.analysis.atoms`` computes usage statistics of.
+    sparse_codes : bool
+        Its ``code(x)`` is a float sparse code whose support varies (L0/L1 statistics apply);
+        a VQ-VAE's one index per position is not.
+    has_centres : bool
+        Configured latent centres: ``centers(attribute)`` and ``radii(attribute)`` (sae).
+    spatial : bool
+        Supports a spatial latent tensor (``spatial=True`` in its config).
+    partner : str or None
+        The kind it is compared with on the Atoms page (symmetric: scvae <-> vqvae).
+    manifold : bool
+        One of the kinds the Manifold page compares (the paper's CAE, DAE and VAE).
+    """
+
     config_cls: type[ModelConfig]
     module_cls: type[nn.Module]
-    summary: str  # one line, shown next to the kind in the app and the CLI
+    summary: str
+    label: str
+    has_posterior: bool = False
+    dictionary: str = ""
+    sparse_codes: bool = False
+    has_centres: bool = False
+    spatial: bool = True
+    partner: str | None = None
+    manifold: bool = False
+
+    @property
+    def has_dictionary(self) -> bool:
+        """Atoms (scvae) or a codebook (vqvae): ``lsx.analysis.atoms`` recognises the model."""
+        return bool(self.dictionary)
 
 
 MODELS: dict[str, ModelSpec] = {
-    "ae": ModelSpec(AEConfig, AE, "autoencoder (convolutional; MLP for tiny inputs)"),
-    "dae": ModelSpec(DAEConfig, DAE, "denoising autoencoder (noise kind and level in the config)"),
-    "vae": ModelSpec(VAEConfig, VAE, "Gaussian VAE with a beta weight on the KL term"),
-    "iwae": ModelSpec(IWAEConfig, IWAE, "importance-weighted VAE: k-sample bound, VAE nets"),
-    "sae": ModelSpec(SAEConfig, SAE, "supervised AE with configured latent clusters"),
-    "scvae": ModelSpec(SCVAEConfig, SCVAE, "sparse-coding VAE: learned ISTA over K atoms"),
-    "vqvae": ModelSpec(VQVAEConfig, VQVAE, "VQ-VAE: nearest of K codebook vectors per grid cell"),
+    "ae": ModelSpec(
+        AEConfig,
+        AE,
+        "autoencoder (convolutional; MLP for tiny inputs)",
+        label="CAE",
+        manifold=True,
+    ),
+    "dae": ModelSpec(
+        DAEConfig,
+        DAE,
+        "denoising autoencoder (noise kind and level in the config)",
+        label="DAE",
+        manifold=True,
+    ),
+    "vae": ModelSpec(
+        VAEConfig,
+        VAE,
+        "Gaussian VAE with a beta weight on the KL term",
+        label="VAE",
+        has_posterior=True,
+        manifold=True,
+    ),
+    "iwae": ModelSpec(
+        IWAEConfig,
+        IWAE,
+        "importance-weighted VAE: k-sample bound, VAE nets",
+        label="IWAE",
+        has_posterior=True,
+    ),
+    "sae": ModelSpec(
+        SAEConfig,
+        SAE,
+        "supervised AE with configured latent clusters",
+        label="SAE",
+        has_centres=True,
+    ),
+    "scvae": ModelSpec(
+        SCVAEConfig,
+        SCVAE,
+        "sparse-coding VAE: learned ISTA over K atoms",
+        label="SC-VAE",
+        dictionary="atoms",
+        sparse_codes=True,
+        partner="vqvae",
+    ),
+    "vqvae": ModelSpec(
+        VQVAEConfig,
+        VQVAE,
+        "VQ-VAE: nearest of K codebook vectors per grid cell",
+        label="VQ-VAE",
+        dictionary="codebook vectors",
+        partner="scvae",
+    ),
 }
+
+CAPABILITIES = (
+    "has_posterior",
+    "has_dictionary",
+    "sparse_codes",
+    "has_centres",
+    "spatial",
+    "manifold",
+)
+
+
+def kinds_with(capability: str) -> tuple[str, ...]:
+    """The kinds that have ``capability`` (one of :data:`CAPABILITIES`), in registry order.
+
+    Raises
+    ------
+    ConfigError
+        An unknown capability name.
+    """
+    if capability not in CAPABILITIES:
+        raise ConfigError(
+            f"Unknown model capability {capability!r}; use one of {', '.join(CAPABILITIES)}."
+        )
+    return tuple(kind for kind, spec in MODELS.items() if getattr(spec, capability))
 
 
 def spec_for(kind: str) -> ModelSpec:
+    """The registry entry of ``kind``; a ConfigError naming the known kinds for any other."""
     if kind not in MODELS:
         raise ConfigError(f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(MODELS))}")
     return MODELS[kind]
@@ -72,12 +186,14 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 
 __all__ = [
+    "CAPABILITIES",
     "MODELS",
     "Losses",
     "ModelSpec",
     "build_model",
     "config_from_json_dict",
     "dataset_fields",
+    "kinds_with",
     "make_config",
     "spec_for",
 ]

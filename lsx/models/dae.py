@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lsx.config import ModelConfig, check_choice, check_float
+from lsx.config import ModelConfig, option
 from lsx.models.ae import AE
 from lsx.models.base import Losses, check_input, per_sample_mse
 
@@ -19,13 +19,14 @@ NOISE_KINDS = ("gaussian", "masking", "salt_pepper")
 @dataclass(frozen=True)
 class DAEConfig(ModelConfig):
     kind = "dae"
-    noise: str = "gaussian"  # gaussian: x + N(0, level^2); masking: zero a fraction; salt_pepper
-    noise_level: float = 0.3  # sigma for gaussian, corrupted fraction for the others
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice(self, "noise", NOISE_KINDS)
-        check_float(self, "noise_level", low=0.0, high=1.0)
+    noise: str = option(
+        "gaussian",
+        "gaussian: x + N(0, level^2); masking: zero a fraction; salt_pepper",
+        choices=NOISE_KINDS,
+    )
+    noise_level: float = option(
+        0.3, "sigma for gaussian, corrupted fraction for the others", low=0.0, high=1.0
+    )
 
 
 def corrupt(x: torch.Tensor, noise: str, level: float) -> torch.Tensor:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lsx.config import ModelConfig, check_choice, check_int
+from lsx.config import ModelConfig, option
 from lsx.models.base import Losses, check_input, gaussian_kl
 from lsx.models.vae import VAE
 
@@ -31,13 +31,18 @@ LOG_2PI = math.log(2.0 * math.pi)
 @dataclass(frozen=True)
 class IWAEConfig(ModelConfig):
     kind = "iwae"
-    k: int = 5  # importance samples per input (NOT FOUND in P3; lsx default 5)
-    likelihood: str = "bernoulli"  # p(x|z), as the VAE: bernoulli (BCE) or gaussian (sigma 1)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_int(self, "k", low=1, high=1000, low_is="k = 1 is the plain ELBO")
-        check_choice(self, "likelihood", ("bernoulli", "gaussian"))
+    k: int = option(
+        5,
+        "importance samples per input (NOT FOUND in P3; lsx default 5)",
+        low=1,
+        high=1000,
+        low_is="k = 1 is the plain ELBO",
+    )
+    likelihood: str = option(
+        "bernoulli",
+        "p(x|z), as the VAE: bernoulli (BCE) or gaussian (sigma 1)",
+        choices=("bernoulli", "gaussian"),
+    )
 
 
 def _normal_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

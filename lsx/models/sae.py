@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsx.config import ModelConfig, _fail, check_choice, check_float, check_int
+from lsx.config import ModelConfig, _fail, option
 from lsx.errors import ConfigError, DataShapeError
 from lsx.models import centres as cfgs
 from lsx.models.base import Decoder, Encoder, Losses, check_input, latent_shape, per_sample_mse
@@ -43,26 +43,59 @@ class SAEConfig(ModelConfig):
     """Config of the supervised AE; see the module docstring for the fields' roles."""
 
     kind = "sae"
-    n_classes: tuple[int, ...] = (10,)  # classes per label attribute (Dataset.label_names order)
-    attribute_dims: tuple[int, ...] = ()  # latent dims per attribute; () = latent_dim split evenly
-    configuration: str = "auto"  # centre design: auto onehot simplex an_root random file
-    centers_file: str = ""  # JSON/CSV of centres (configuration="file"); read once into centers
-    centers: tuple[tuple[float, ...], ...] = ()  # the user-supplied centres, all attributes' rows
-    center_scale: float = 1.0  # norm of generated centres (NOT FOUND in P1)
-    centers_seed: int = 0  # seed of the an_root and random designs
-    radius_fraction: float = 0.5  # r = fraction * min centre distance / 2; > 1: spheres overlap
-    radius_mode: str = "per_class"  # per_class | shared
-    geo_weight: float = 1.0  # weight of L_G (0 = a plain AE with the configuration unused)
-    recon_weight: float = 1.0
-    classifier_weight: float = 0.0  # > 0 adds a linear head + cross-entropy per attribute
-    encoder_config: str = (
-        "none"  # l2norm | fixed_projection: lsx interpretation, not from the paper
+    n_classes: tuple[int, ...] = option(
+        (10,), "classes per label attribute (Dataset.label_names order)"
     )
-    held_out: tuple[int, ...] = ()  # primary-attribute classes never trained on (unseen classes)
-    max_excess: float = 20.0  # f_d is continued linearly beyond this excess (finite gradients)
+    attribute_dims: tuple[int, ...] = option(
+        (), "latent dims per attribute; () = latent_dim split evenly"
+    )
+    configuration: str = option(
+        "auto",
+        "centre design: auto onehot simplex an_root random file",
+        choices=cfgs.DESIGNS,
+    )
+    centers_file: str = option(
+        "", 'JSON/CSV of centres (configuration="file"); read once into centers'
+    )
+    centers: tuple[tuple[float, ...], ...] = option(
+        (), "the user-supplied centres, all attributes' rows"
+    )
+    center_scale: float = option(
+        1.0, "norm of generated centres (NOT FOUND in P1)", low=0.0, low_open=True
+    )
+    centers_seed: int = option(0, "seed of the an_root and random designs", low=0)
+    radius_fraction: float = option(
+        0.5,
+        "r = fraction * min centre distance / 2; > 1: spheres overlap",
+        low=0.0,
+        high=4.0,
+        low_open=True,
+    )
+    radius_mode: str = option("per_class", "per_class | shared", choices=cfgs.RADIUS_MODES)
+    geo_weight: float = option(
+        1.0, "weight of L_G (0 = a plain AE with the configuration unused)", low=0.0
+    )
+    recon_weight: float = option(1.0, low=0.0)
+    classifier_weight: float = option(
+        0.0, "> 0 adds a linear head + cross-entropy per attribute", low=0.0
+    )
+    encoder_config: str = option(
+        "none",
+        "l2norm | fixed_projection: lsx interpretation, not from the paper",
+        choices=ENCODER_CONFIGS,
+    )
+    held_out: tuple[int, ...] = option(
+        (), "primary-attribute classes never trained on (unseen classes)"
+    )
+    max_excess: float = option(
+        20.0,
+        "f_d is continued linearly beyond this excess (finite gradients)",
+        low=1.0,
+        high=80.0,
+    )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        super().__post_init__()  # checks every field's declared rule (lsx.config.check_fields)
         if isinstance(self.n_classes, int) and not isinstance(self.n_classes, bool):
             object.__setattr__(self, "n_classes", (self.n_classes,))  # --n-classes 10
         n = self.n_classes
@@ -81,15 +114,6 @@ class SAEConfig(ModelConfig):
             _fail(
                 self, "latent_dim", f"an int >= {len(n)} (one per label attribute)", self.latent_dim
             )
-        check_choice(self, "configuration", cfgs.DESIGNS)
-        check_choice(self, "radius_mode", cfgs.RADIUS_MODES)
-        check_choice(self, "encoder_config", ENCODER_CONFIGS)
-        check_float(self, "center_scale", low=0.0, low_open=True)
-        check_int(self, "centers_seed", low=0)
-        check_float(self, "radius_fraction", low=0.0, high=4.0, low_open=True)
-        for name in ("geo_weight", "recon_weight", "classifier_weight"):
-            check_float(self, name, low=0.0)
-        check_float(self, "max_excess", low=1.0, high=80.0)
         held = self.held_out
         if not (isinstance(held, tuple) and all(_is_int(k, 0, n[0] - 1) for k in held)):
             _fail(self, "held_out", f"a tuple of class indices in 0..{n[0] - 1}", held)

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsx.config import ModelConfig, check_choice, check_float, check_int
+from lsx.config import ModelConfig, option
 from lsx.errors import ConfigError, TrainingError
 from lsx.models.base import Decoder, Encoder, Losses, check_input, latent_shape, per_sample_mse
 
@@ -55,43 +55,58 @@ LATENT_NORMS = ("rms", "none")
 @dataclass(frozen=True)
 class SCVAEConfig(ModelConfig):
     kind = "scvae"
-    n_atoms: int = 64  # K, dictionary size (official: 512 atoms of dimension 256)
-    n_ista_steps: int = 16  # T, unrolled ISTA iterations (official yaml: 16 or 30)
-    lam: float = 0.5  # lasso weight: threshold = step / L * lam; official yaml "alpha" 0.5-3
+    # an atom is a point of the latent space: it needs 2 or more numbers (the base allows 1)
+    latent_dim: int = option(16, low=2, high=4096, low_is="an atom needs 2 or more numbers")
+    n_atoms: int = option(
+        64, "K, dictionary size (official: 512 atoms of dimension 256)", low=2, high=4096
+    )
+    n_ista_steps: int = option(
+        16, "T, unrolled ISTA iterations (official yaml: 16 or 30)", low=1, high=10_000
+    )
+    lam: float = option(
+        0.5,
+        'lasso weight: threshold = step / L * lam; official yaml "alpha" 0.5-3',
+        low=0.0,
+        low_open=True,
+    )
     # (with latent_norm "rms", ||z_p|| = sqrt(latent_dim): lam is relative to that scale)
-    step: float = 1.0  # initial step in units of 1/L; ISTA converges for 0 < step < 2
-    learn_step: bool = True  # official: learnable c (step 1/c); NOT FOUND whether per iteration
-    learn_threshold: bool = True  # NOT FOUND in P2 (official lam is fixed); lsx default: learned
-    ista_params: str = "shared"  # step and lam shared by all iterations or one per iteration
-    learn_dict: bool = False  # P2 v2: "predetermined" atoms; official code: trainable
-    dict_init: str = "dct"  # overcomplete DCT (official) or random (the authors' ablation)
-    latent_norm: str = "rms"  # z_e scaled to unit RMS per position; NOT FOUND in P2, see docstring
-    latent_weight: float = 0.1  # weight of MSE(z_e, D s); official 1/(h*w*d), see docstring
-    l1_weight: float = 0.0  # optional L1 on the codes; official: none (sparsity from ISTA)
+    step: float = option(1.0, "initial step in units of 1/L; ISTA converges for 0 < step < 2")
+    learn_step: bool = option(
+        True, "official: learnable c (step 1/c); NOT FOUND whether per iteration"
+    )
+    learn_threshold: bool = option(
+        True, "NOT FOUND in P2 (official lam is fixed); lsx default: learned"
+    )
+    ista_params: str = option(
+        "shared",
+        "step and lam shared by all iterations or one per iteration",
+        choices=ISTA_PARAMS,
+    )
+    learn_dict: bool = option(False, 'P2 v2: "predetermined" atoms; official code: trainable')
+    dict_init: str = option(
+        "dct",
+        "overcomplete DCT (official) or random (the authors' ablation)",
+        choices=DICT_INITS,
+    )
+    latent_norm: str = option(
+        "rms",
+        "z_e scaled to unit RMS per position; NOT FOUND in P2, see docstring",
+        choices=LATENT_NORMS,
+    )
+    latent_weight: float = option(
+        0.1, "weight of MSE(z_e, D s); official 1/(h*w*d), see docstring", low=0.0
+    )
+    l1_weight: float = option(
+        0.0, "optional L1 on the codes; official: none (sparsity from ISTA)", low=0.0
+    )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check_int(self, "latent_dim", low=2, high=4096, low_is="an atom needs 2 or more numbers")
-        check_int(self, "n_atoms", low=2, high=4096)
-        check_int(self, "n_ista_steps", low=1, high=10_000)
-        check_float(self, "lam", low=0.0, low_open=True)
-        check_float(self, "step")
+        super().__post_init__()  # checks every field's declared rule (lsx.config.check_fields)
         if not 0.0 < self.step < 2.0:
             raise ConfigError(
                 "The 'step' field of SCVAEConfig must be a number in (0, 2) (units of 1/L; "
                 f"ISTA diverges at 2 and above). Got {self.step!r} instead."
             )
-        for name in ("learn_step", "learn_threshold", "learn_dict"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(
-                    f"The {name!r} field of SCVAEConfig must be true or false. "
-                    f"Got {getattr(self, name)!r} instead."
-                )
-        check_choice(self, "ista_params", ISTA_PARAMS)
-        check_choice(self, "dict_init", DICT_INITS)
-        check_choice(self, "latent_norm", LATENT_NORMS)
-        check_float(self, "latent_weight", low=0.0)
-        check_float(self, "l1_weight", low=0.0)
 
 
 def _dct_1d(n: int, m: int, center: bool = True) -> np.ndarray:

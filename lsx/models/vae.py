@@ -14,20 +14,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsx.config import ModelConfig, check_choice, check_float
+from lsx.config import ModelConfig, option
 from lsx.models.base import Decoder, Encoder, Losses, check_input, gaussian_kl, latent_shape
 
 
 @dataclass(frozen=True)
 class VAEConfig(ModelConfig):
     kind = "vae"
-    beta: float = 1.0  # weight of the KL term; 1 is the plain ELBO, > 1 a beta-VAE
-    likelihood: str = "bernoulli"  # p(x|z): bernoulli (BCE) or gaussian (sigma = 1, i.e. SSE / 2)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_float(self, "beta", low=0.0)
-        check_choice(self, "likelihood", ("bernoulli", "gaussian"))
+    beta: float = option(1.0, "weight of the KL term; 1 is the plain ELBO, > 1 a beta-VAE", low=0.0)
+    likelihood: str = option(
+        "bernoulli",
+        "p(x|z): bernoulli (BCE) or gaussian (sigma = 1, i.e. SSE / 2)",
+        choices=("bernoulli", "gaussian"),
+    )
 
 
 class VAE(nn.Module):

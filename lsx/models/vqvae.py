@@ -20,20 +20,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsx.config import ModelConfig, check_float, check_int
+from lsx.config import ModelConfig, option
 from lsx.models.base import Decoder, Encoder, Losses, check_input, latent_shape, per_sample_mse
 
 
 @dataclass(frozen=True)
 class VQVAEConfig(ModelConfig):
     kind = "vqvae"
-    n_codes: int = 64  # K codebook vectors, matched to scvae's n_atoms for comparisons
-    commitment: float = 0.25  # beta of the commitment term (van den Oord et al.: 0.25)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_int(self, "n_codes", low=2, high=65_536)
-        check_float(self, "commitment", low=0.0)
+    n_codes: int = option(
+        64, "K codebook vectors, matched to scvae's n_atoms for comparisons", low=2, high=65_536
+    )
+    commitment: float = option(
+        0.25, "beta of the commitment term (van den Oord et al.: 0.25)", low=0.0
+    )
 
 
 class VQVAE(nn.Module):
