@@ -20,6 +20,7 @@ from lsx.errors import ConfigError, TrainingError
 from lsx.files import read_jsonl
 from lsx.models import MODELS, build_model, make_config
 from lsx.train import Trainer, resolve_device
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,15 +150,25 @@ def test_early_stop(tiny_dataset, tmp_path):
 
 
 def test_busy_run_dir_is_refused(tiny_dataset, tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holds_lock = (
+        "import sys, time; from lsx.files import FolderLock; "
+        "held = FolderLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(30)"
+    )
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", holds_lock, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        (tmp_path / ".lock").write_text(str(sleeper.pid))
+        assert sleeper.stdout.readline().strip() == "locked"  # .lock holds its PID, flock held
         with pytest.raises(TrainingError, match=f"being trained by process {sleeper.pid}"):
             Trainer(model_for(tiny_dataset), tiny_dataset, cfg(), tmp_path).fit()
     finally:
         sleeper.kill()
         sleeper.wait()
-    # a stale lock (dead PID) is taken over
+    # a stale lock (dead PID; the kernel released its flock) is taken over
     assert Trainer(model_for(tiny_dataset), tiny_dataset, cfg(epochs=1), tmp_path).fit().state
 
 
@@ -249,9 +260,12 @@ def test_sigterm_leaves_a_checkpoint_and_exits_cleanly(tmp_path):
         ]
     )
     run = tmp_path / "s"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (run / METRICS_NAME).exists():
-        time.sleep(0.2)
+    wait_until(
+        lambda: (run / METRICS_NAME).exists() or proc.poll() is not None,
+        90,
+        every=0.2,
+        what="the first metrics record (or the trainer's exit)",
+    )
     assert (run / METRICS_NAME).exists(), proc.stderr.read() if proc.poll() is not None else ""
     proc.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
@@ -284,10 +298,23 @@ def test_sigkill_mid_training_leaves_a_loadable_checkpoint_that_resumes(tmp_path
         ]
     )
     run = tmp_path / "k"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and len(read_jsonl(run / METRICS_NAME)) < 2:
-        time.sleep(0.05)
-    time.sleep(0.13)  # land somewhere inside an epoch or a write
+
+    def status() -> dict:
+        path = run / STATUS_NAME  # written atomically: absent or complete
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    wait_until(
+        lambda: len(read_jsonl(run / METRICS_NAME)) >= 2 and status().get("epoch", 0) >= 2,
+        90,
+        what="two metrics records and the status after them",
+    )
+    after_two = status()["global_step"]
+    # land somewhere inside an epoch or a write: training has gone on past epoch 2's status
+    wait_until(
+        lambda: status().get("global_step", 0) > after_two,
+        90,
+        what=f"a status with global_step past {after_two}",
+    )
     proc.kill()
     proc.communicate()
     load_checkpoint(run)
@@ -337,7 +364,7 @@ def test_models_get_every_label_attribute_of_a_multi_attribute_dataset(tiny_data
 def test_kill_between_checkpoint_and_metrics_line_is_repaired_on_resume(
     tiny_dataset, tmp_path, monkeypatch
 ):
-    import lsx.train as train_module
+    import lsx.train.trainer as train_module
 
     real_append = train_module.append_jsonl
 

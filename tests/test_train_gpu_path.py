@@ -107,7 +107,7 @@ def test_one_host_read_per_step_and_two_per_epoch(tiny_dataset, monkeypatch):
         monkeypatch.setattr(torch.Tensor, name, counting(name))
     epochs, steps = 2, 2 * 48 // 8
     Trainer(tiny_model("ae"), tiny_dataset, cfg(epochs=epochs)).fit()
-    assert reads.count("lsx.train.__bool__") == steps  # the finite-step flag
+    assert reads.count("lsx.train.trainer.__bool__") == steps  # the finite-step flag
     assert len(reads) == steps + 2 * epochs, reads  # + train sums and test sums per epoch
 
 

@@ -1,35 +1,5 @@
-"""Training: a small generic loop with callbacks, run as ``python -m lsx train`` (or in a subprocess
-started by the app), or as ``torchrun --nproc-per-node=N -m lsx train`` for distributed
-data-parallel training. One run folder holds everything needed to continue bit-for-bit.
-
-Guarantees (field-notes.md C.3, C.5):
-- every file in the run folder is written atomically; ``model.safetensors`` always loads;
-- ``train_state.pt`` (lsx-written; model, optimiser, RNG, position) lets ``--resume`` continue
-  from the exact step, also after SIGTERM/Ctrl-C in the middle of an epoch;
-- a non-finite loss or gradient skips the step; after ``max_bad_steps`` in a row the last good
-  state is restored and the learning rate halved once; if it happens again, training aborts with a
-  message and the last good checkpoint stays untouched;
-- one job per run folder (a lock file holding the PID).
-
-Data: a :class:`~lsx.data.base.Dataset` is kept whole on the training device; a lazy
-:class:`~lsx.data.lazy.ImageSource` (``npy:``, a lazy folder) is read batch by batch through a
-torch DataLoader (``TrainConfig.workers`` processes), never whole.
-
-Distributed (torchrun; :mod:`lsx.distributed`): ``batch_size`` is the global batch. Every rank
-walks the same per-epoch permutation (a function of seed and epoch, as DistributedSampler with
-``set_epoch``) and takes its contiguous share of each global batch; its loss is weighted by
-``n_local * world_size / n_batch`` so that DDP's gradient average equals the gradient of the
-global-batch mean, also for the last, smaller batch (a rank whose share is empty runs one sample
-with weight 0). For kinds whose loss is a per-sample mean and draws no noise (``ae``) a run on N
-processes therefore matches the run on one up to float rounding; noisy kinds (``vae``, ``dae``)
-draw independent noise per rank. Only rank 0 writes files; metric sums, sample counts and the
-test loss are summed over ranks; stop requests and non-finite steps are agreed at every step.
-
-GPU path: no host-device synchronisation per step beyond one flag (finite step? stop?); metric
-sums stay on the device and are read once per epoch (and at most once a second for the status
-line). ``precision="bf16"`` autocasts the model's networks, ``compile`` wraps the training step
-in ``torch.compile``.
-"""
+"""The trainer: :class:`Trainer` fits a model, writes the run folder and honours stop signals;
+the guarantees are listed in :mod:`lsx.train`."""
 
 from __future__ import annotations
 
@@ -38,24 +8,21 @@ import copy
 import json
 import math
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from lsx.checkpoint import METRICS_NAME, STATUS_NAME, TRAIN_STATE_NAME, save_checkpoint
 from lsx.config import TrainConfig
 from lsx.data.base import Dataset
-from lsx.data.lazy import ImageSource, torch_dataset
+from lsx.data.lazy import ImageSource
 from lsx.distributed import DistContext, check_global_batch
-from lsx.errors import ConfigError, LsxError, TrainingError
+from lsx.errors import LsxError, TrainingError
 from lsx.files import (
     append_jsonl,
     atomic_write_bytes,
@@ -65,299 +32,12 @@ from lsx.files import (
 )
 from lsx.losses import check_objective, objective
 from lsx.models.base import trusted_inputs
+from lsx.train.control import FitResult, _StopRequest, run_lock
+from lsx.train.device import _matmul_precision, autocast_networks, resolve_device
+from lsx.train.feeds import _batches, _LazyData, _MemoryData, data_info, shard
 
 Callback = Callable[[dict[str, Any]], None]
 EVAL_CHUNK = 1024  # test rows per forward pass in evaluate()
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else CPU; an unavailable device is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} was asked for but CUDA is not available; use 'cpu'.")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device='mps' was asked for but MPS is not available; use 'cpu'.")
-    return torch.device(name)
-
-
-def data_info(dataset: Dataset | ImageSource, image_size: int | None = None) -> dict[str, Any]:
-    """What a run records about its dataset or lazy source (config.json's ``data``)."""
-    if isinstance(dataset, ImageSource):
-        n_train, n_test = (len(dataset.split_indices(s)) for s in ("train", "test"))
-    else:
-        n_train, n_test = len(dataset.x_train), len(dataset.x_test)
-    return {
-        "spec": dataset.spec,
-        "hash": dataset.content_hash,
-        "image_size": image_size,
-        "input_shape": list(dataset.input_shape),
-        "n_train": n_train,
-        "n_test": n_test,
-        "label_names": {k: list(v) for k, v in dataset.label_names.items()},
-    }
-
-
-def label_matrix(dataset: Dataset, split: str) -> np.ndarray:
-    """What ``model.loss`` gets as ``y``: the primary labels, shape (n,), when the dataset has one
-    label attribute; all attributes in ``label_names`` order, shape (n, n_attributes), otherwise."""
-    labels = getattr(dataset, f"labels_{split}")
-    return _stack_labels([labels[attr] for attr in dataset.label_names])
-
-
-def _stack_labels(columns: list[np.ndarray]) -> np.ndarray:
-    columns = [np.asarray(c, dtype=np.int64) for c in columns]
-    return columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
-
-
-@dataclass
-class FitResult:
-    state: str  # completed | early_stopped | stopped
-    epochs_done: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    message: str = ""
-
-
-class _StopRequest:
-    """SIGTERM/SIGINT set a flag the loop honours at the next step; a second signal kills."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # second signal: give up at once
-            raise KeyboardInterrupt
-        self.requested = True
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[_StopRequest]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self  # Python allows handlers only in the main thread
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.previous[sig] = signal.signal(sig, self._handle)
-        try:
-            yield self
-        finally:
-            for sig, handler in self.previous.items():
-                signal.signal(sig, handler)
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """One training job per run folder; a stale lock (dead PID) is taken over."""
-    lock = Path(run_dir) / ".lock"
-    if lock.exists():
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(lock.read_text().strip() or 0)
-            if pid and pid != os.getpid() and pid_alive(pid):
-                raise TrainingError(
-                    f"{run_dir} is being trained by process {pid}. Wait for it, stop it, or "
-                    "train under another --name."
-                )
-    lock.write_text(str(os.getpid()))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this PID exists (the owner of a run's lock file)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def command_has(pid: int, *args: str) -> bool | None:
-    """Whether the command line of process ``pid`` holds every one of ``args`` (e.g. ``"lsx",
-    "train"``), so a recycled PID is never signalled; None where it cannot be read (no /proc)."""
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    words = {a.decode(errors="replace") for a in cmd}
-    return all(a in words for a in args)
-
-
-def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """The epoch's shuffled index batches; a function of (seed, epoch) only, so resume can skip
-    and every rank of a distributed run sees the same global batches."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return list(torch.randperm(n, generator=gen).split(batch_size))
-
-
-def shard(batch: torch.Tensor, rank: int, world_size: int) -> tuple[torch.Tensor, float, int]:
-    """This rank's share of a global batch, its loss weight and its sample count.
-
-    Parameters
-    ----------
-    batch : Tensor of shape (n_batch,)
-        Row indices of one global batch.
-    rank, world_size : int
-
-    Returns
-    -------
-    local : Tensor of shape (n_local,)
-        The rank's contiguous part (``tensor_split``: sizes differ by at most one). An empty part
-        (a last batch smaller than the world) becomes the batch's first row with weight 0, so
-        the rank still joins DDP's gradient all-reduce without changing the gradient.
-    weight : float
-        ``n_local * world_size / n_batch``: DDP averages the ranks' gradients, so weighting each
-        rank's batch-mean loss by it gives the gradient of the mean over the global batch.
-    n_local : int
-        Samples this rank adds to the metric sums (0 for the stand-in row).
-    """
-    local = batch.tensor_split(world_size)[rank]
-    if len(local) == 0:
-        return batch[:1], 0.0, 0
-    return local, len(local) * world_size / len(batch), len(local)
-
-
-# ------------------------------------------------------------------------------ data feeds
-
-
-class _MemoryData:
-    """A whole Dataset on the training device (the fast path when it fits)."""
-
-    def __init__(self, dataset: Dataset, device: torch.device) -> None:
-        # dataset arrays are read-only; copy so torch gets writable memory
-        self.x_train, self.y_train, self.x_test, self.y_test = (
-            torch.from_numpy(a.copy()).to(device)
-            for a in (
-                dataset.x_train,
-                label_matrix(dataset, "train"),
-                dataset.x_test,
-                label_matrix(dataset, "test"),
-            )
-        )
-        self.n_train, self.n_test = len(self.x_train), len(self.x_test)
-        self.y_test_primary = dataset.y_test
-        self.device = device
-
-    def train_batches(self, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, ...]]:
-        if not batches:
-            return
-        flat = torch.cat(batches).to(self.device)  # one host-to-device copy per epoch
-        for idx in flat.split([len(b) for b in batches]):
-            yield self.x_train[idx], self.y_train[idx]
-
-    def test_batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = positions.to(self.device)
-        return self.x_test[idx], self.y_test[idx]
-
-    @property
-    def snapshot_x(self) -> Any:
-        return self.x_test
-
-
-class _LazyRows:
-    """``x_test[positions]`` read from a lazy source (what lsx.snapshots indexes)."""
-
-    def __init__(self, data: _LazyData) -> None:
-        self.data, self.device = data, data.device
-
-    def __getitem__(self, positions: torch.Tensor) -> torch.Tensor:
-        return self.data.test_batch(positions)[0]
-
-
-class _LazyData:
-    """A lazy ImageSource read batch by batch through ``lsx.data.lazy.torch_dataset`` and a
-    DataLoader (``workers`` processes); only the labels are held in memory."""
-
-    def __init__(self, source: ImageSource, device: torch.device, workers: int) -> None:
-        self.source, self.device, self.workers = source, device, workers
-        self.train_rows = np.asarray(source.split_indices("train"), dtype=np.int64)
-        self.test_rows = np.asarray(source.split_indices("test"), dtype=np.int64)
-        self.y = _stack_labels([source.labels[attr] for attr in source.label_names])
-        self.n_train, self.n_test = len(self.train_rows), len(self.test_rows)
-        self.y_test_primary = np.asarray(source.y)[self.test_rows]
-
-    def train_batches(self, batches: list[torch.Tensor]) -> Iterable[tuple[torch.Tensor, ...]]:
-        loader = torch.utils.data.DataLoader(
-            torch_dataset(self.source, self.train_rows),  # one read() per batch (__getitems__)
-            batch_sampler=[b.tolist() for b in batches],  # positions in train_rows
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(0),  # leaves the global RNG (noise) alone
-        )
-        for x, y in loader:
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-    def test_batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = self.test_rows[positions.cpu().numpy()]
-        x, y = torch.from_numpy(self.source.read(rows)), torch.from_numpy(self.y[rows])
-        return x.to(self.device), y.to(self.device)
-
-    @property
-    def snapshot_x(self) -> Any:
-        return _LazyRows(self)
-
-
-# ------------------------------------------------------------------------------ GPU path
-
-
-def _to_float(out: Any) -> Any:
-    """bf16 tensors (also inside tuples, lists, dicts) back to float32."""
-    if isinstance(out, torch.Tensor):
-        return out.float() if out.dtype == torch.bfloat16 else out
-    if isinstance(out, tuple | list):
-        return type(out)(_to_float(o) for o in out)
-    if isinstance(out, dict):
-        return {k: _to_float(v) for k, v in out.items()}
-    return out
-
-
-@contextlib.contextmanager
-def autocast_networks(model: nn.Module, device_type: str, enabled: bool = True) -> Iterator[None]:
-    """Run the model's sub-networks (its child modules) under bf16 autocast, with float32
-    outputs, while inside; the loss terms are then computed in float32 outside autocast.
-
-    Losses that autocast refuses on CUDA (``binary_cross_entropy``) and reductions that need
-    the range (KL, ELBO) stay in float32; only the encoder/decoder matmuls and convolutions
-    run in bf16. The model is unchanged on exit.
-    """
-    if not enabled:
-        yield
-        return
-    wrapped: list[nn.Module] = []
-    todo = list(model.children())
-    while todo:
-        child = todo.pop()
-        if isinstance(child, nn.ModuleList | nn.ModuleDict):
-            todo.extend(child.children())  # containers have no forward; wrap their members
-            continue
-
-        def forward(*args: Any, _inner: Callable = child.forward, **kwargs: Any) -> Any:
-            with torch.autocast(device_type, dtype=torch.bfloat16):
-                return _to_float(_inner(*args, **kwargs))
-
-        child.forward = forward  # instance attribute shadows the class's forward
-        wrapped.append(child)
-    try:
-        yield
-    finally:
-        for child in wrapped:
-            del child.forward
-
-
-@contextlib.contextmanager
-def _matmul_precision(device: torch.device, precision: str) -> Iterator[None]:
-    """TF32 matmuls on CUDA for ``precision="tf32"`` (process-wide, restored on exit)."""
-    if precision != "tf32" or device.type != "cuda":
-        yield
-        return
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high")
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(before)
 
 
 class _Objective(nn.Module):
@@ -372,9 +52,6 @@ class _Objective(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         losses = objective(self.model, x, y, self.config, dataset=self.spec)
         return losses.total, losses.terms
-
-
-# ------------------------------------------------------------------------------ trainer
 
 
 class Trainer:
@@ -769,14 +446,3 @@ def _progress_bar(total: int, epoch: int, epochs: int, enabled: bool) -> Any:
         disable=not enabled,
         dynamic_ncols=True,
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lsx.train ...`` is ``python -m lsx train ...``."""
-    from lsx.cli import main as cli_main
-
-    return cli_main(["train", *(argv if argv is not None else __import__("sys").argv[1:])])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

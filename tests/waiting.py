@@ -1,0 +1,44 @@
+"""Waiting for an observable condition in tests, instead of sleeping a fixed time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float, every: float = 0.05, what: str = "the condition"
+) -> T:
+    """Call ``predicate`` every ``every`` seconds until it returns something truthy.
+
+    Parameters
+    ----------
+    predicate : callable
+        No arguments; its truthy result ends the wait.
+    timeout : float
+        Seconds to wait at most.
+    every : float
+        Seconds between calls.
+    what : str
+        What is waited for, for the error message.
+
+    Returns
+    -------
+    The predicate's first truthy value.
+
+    Raises
+    ------
+    AssertionError
+        ``timeout`` seconds passed without a truthy value; the message names ``what``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}; it did not happen")
+        time.sleep(every)
