@@ -1,98 +1,53 @@
-"""``python -m lsx encode``: stream a run's encoding of a whole dataset into a latent store.
-
-    python -m lsx encode --run checkpoints/demo-vae-mnist5k
-    python -m lsx encode --run checkpoints/my-run --data npy:/data/big.npy --batch-size 2048
-    python -m lsx encode --run checkpoints/my-run --data folder:/data/shirts --workers 4
-
-Writes ``<run>/stores/<slug>/`` (see :mod:`lsx.latents`); an interrupted encode resumes
-where it stopped, a store of older weights or changed data is recomputed. Prints progress on
-stderr and one final line with rows, seconds, rows/s and the store path on stdout.
+"""Encoding a dataset with a run: which data and size (the run's own by default), opened as a
+source that is read batch by batch. ``python -m lsx encode`` (:mod:`lsx.commands.encode`)
+streams it into a latent store with :func:`lsx.latents.writer.encode_to_store`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from pathlib import Path
+from typing import Any
 
-HELP = "encode a dataset with a run into an on-disk latent store (streamed, resumable)"
-PROGRESS_EVERY_S = 2.0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", type=Path, required=True, help="run folder")
-    parser.add_argument(
-        "--data",
-        default=None,
-        help="dataset name, npy:PATH or folder:PATH (default: the run's own dataset)",
-    )
-    parser.add_argument("--split", default="all", choices=("all", "train", "test"))
-    parser.add_argument("--batch-size", type=int, default=1024, help="rows per batch")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader reader processes")
-    parser.add_argument(
-        "--image-size", type=int, default=None, help="resize images (default: the run's size)"
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+from lsx.data import FOLDER_PREFIX, is_lazy, open_data
+from lsx.data.lazy import DatasetSource, ImageSource
+from lsx.errors import ConfigError
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def encode_target(
+    header: dict[str, Any], run_dir: Path, data: str | None = None, image_size: int | None = None
+) -> tuple[str, int | None]:
+    """The data spec and image size to encode a run with.
 
-    from lsx.checkpoint import load_checkpoint, read_header, weights_sha256
-    from lsx.data.lazy import open_source
-    from lsx.errors import ConfigError
-    from lsx.latents.store import store_dir_for
-    from lsx.latents.writer import encode_to_store
-    from lsx.train import resolve_device
+    Parameters
+    ----------
+    header : dict
+        The run's ``config.json`` (:func:`lsx.checkpoint.read_header`).
+    run_dir : Path
+        The run folder (named in the error).
+    data : str or None
+        A spec to encode instead of the run's own dataset.
+    image_size : int or None
+        A size to resize to; default: the run's own size for its own data, the model's input
+        size for a ``folder:``, else the data's native size.
 
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1; got {args.threads}.")
-    torch.set_num_threads(args.threads)
-    header = read_header(args.run)
-    data = header.get("data", {})
-    spec = args.data or data.get("spec")
+    Raises
+    ------
+    ConfigError
+        No ``data`` given and the run does not record its dataset.
+    """
+    recorded = header.get("data", {})
+    spec = data or recorded.get("spec")
     if not spec:
-        raise ConfigError(f"{args.run} does not record its dataset; pass --data SPEC.")
-    image_size = args.image_size
-    if image_size is None and args.data is None:
-        image_size = data.get("image_size")  # the run's own data at the run's own size
-    if image_size is None and spec.startswith("folder:"):
+        raise ConfigError(f"{run_dir} does not record its dataset; pass --data SPEC.")
+    if image_size is None and data is None:
+        image_size = recorded.get("image_size")  # the run's own data at the run's own size
+    if image_size is None and spec.startswith(FOLDER_PREFIX):
         image_size = int(header.get("config", {}).get("input_shape", [0, 32])[1])
-    device = resolve_device(args.device)
-    model, _ = load_checkpoint(args.run, device=str(device))
-    source = open_source(spec, image_size=image_size)
-    for note in source.notes:
-        print(f"note: {note}", file=sys.stderr)
-    store_dir = store_dir_for(args.run, source.spec, args.split)
-    print(f"encoding {source.spec} ({args.split}) on {device} -> {store_dir}", file=sys.stderr)
-    last = [time.perf_counter()]
+    return spec, image_size
 
-    def progress(done: int, n: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= PROGRESS_EVERY_S or done == n:
-            print(f"  {done:,}/{n:,} rows ({100 * done / n:.0f} %)", file=sys.stderr)
-            last[0] = now
 
-    start = time.perf_counter()
-    store = encode_to_store(
-        model,
-        source,
-        store_dir,
-        checkpoint_sha=weights_sha256(args.run),
-        split=args.split,
-        batch_size=args.batch_size,
-        device=str(device),
-        workers=args.workers,
-        progress=progress,
-    )
-    seconds = time.perf_counter() - start
-    if store.recomputed_because:
-        print(f"recomputed: {store.recomputed_because}", file=sys.stderr)
-    total = store.manifest.get("seconds") or seconds
-    print(
-        f"{store.n:,} rows x {store.dim} dims in {total:.1f} s "
-        f"({store.n / max(total, 1e-9):,.0f} rows/s) -> {store.path}"
-    )
-    return 0
+def open_encode_source(spec: str, image_size: int | None = None) -> ImageSource:
+    """``spec`` as a source read batch by batch: ``npy:`` and ``folder:`` lazily (never loaded
+    whole, whatever their size), a built-in dataset from memory (:class:`DatasetSource`)."""
+    data = open_data(spec, image_size, lazy=True)
+    return data if is_lazy(data) else DatasetSource(data)

@@ -143,6 +143,7 @@ def test_cli_reads_a_large_folder_lazily_without_the_flag(tmp_path, monkeypatch,
     """Above LAZY_FOLDER_ABOVE images a folder is not loaded whole, even without --lazy."""
     from PIL import Image
 
+    import lsx.data
     from lsx import cli
 
     rng = np.random.default_rng(0)
@@ -151,7 +152,7 @@ def test_cli_reads_a_large_folder_lazily_without_the_flag(tmp_path, monkeypatch,
         for i in range(6):
             pixels = rng.integers(0, 255, size=(8, 8), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{i}.png")
-    monkeypatch.setattr(cli, "LAZY_FOLDER_ABOVE", 10)
+    monkeypatch.setattr(lsx.data, "LAZY_FOLDER_ABOVE", 10)
     argv = ["train", "--model", "ae", "--data", f"folder:{tmp_path / 'imgs'}", "--image-size"]
     argv += ["8", "--epochs", "1", "--batch-size", "4", "--out", str(tmp_path), "--name", "f"]
     assert cli.main([*argv, "--no-progress"]) == 0
@@ -159,6 +160,6 @@ def test_cli_reads_a_large_folder_lazily_without_the_flag(tmp_path, monkeypatch,
     data = json.loads((tmp_path / "f" / CONFIG_NAME).read_text())["data"]
     assert data["lazy"] is True
     assert data["n_train"] + data["n_test"] == 12
-    monkeypatch.setattr(cli, "LAZY_FOLDER_ABOVE", 12)  # at the limit: loaded in memory
+    monkeypatch.setattr(lsx.data, "LAZY_FOLDER_ABOVE", 12)  # at the limit: loaded in memory
     assert cli.main([*argv[:-1], "g", "--no-progress"]) == 0
     assert "lazy" not in json.loads((tmp_path / "g" / CONFIG_NAME).read_text())["data"]

@@ -1,0 +1,43 @@
+"""The ``python -m lsx`` subcommands, one module each (or one per small group).
+
+Every command module has ``HELP`` (one line for ``--help``), ``add_arguments(parser)`` and
+``run(args) -> int``; :mod:`lsx.cli` assembles the parser from them and dispatches. A new
+command is a module here plus one line in ``lsx.cli.COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from lsx.errors import LsxError
+
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
+
+
+def run_handled(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; an lsx error is printed as ``error: ...`` (exit 2), Ctrl-C exits 130.
+
+    Parameters
+    ----------
+    handler : callable
+        A command module's ``run``.
+    args : argparse.Namespace
+        Its parsed arguments.
+
+    Returns
+    -------
+    int
+        The exit code: the handler's, 2 after an :class:`~lsx.errors.LsxError`, 130 after
+        KeyboardInterrupt.
+    """
+    try:
+        return handler(args)
+    except LsxError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last good checkpoint is intact", file=sys.stderr)
+        return 130

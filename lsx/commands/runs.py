@@ -1,0 +1,29 @@
+"""``python -m lsx runs``: the valid runs of a folder, and what was skipped and why."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lsx.commands import DEFAULT_ROOT
+
+HELP = "list valid runs and what was skipped"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lsx.checkpoint import list_runs
+
+    runs, skipped = list_runs(args.out)
+    for r in runs:
+        last = r.final_metrics.get("test_loss")
+        loss = f"test_loss {last:.5g}" if last is not None else ""
+        print(f"{r.name:32s} {r.kind:6s} {r.dataset:12s} {loss}")
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
+    if not runs:
+        print(f"no runs in {args.out}; train one with `python -m lsx train`")
+    return 0
