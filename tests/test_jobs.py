@@ -73,6 +73,7 @@ def test_start_alive_tail_stop(tmp_path, registry):
 def test_a_recycled_pid_is_neither_trusted_nor_signalled(tmp_path):
     stranger = subprocess.Popen([sys.executable, "-c", SLEEPER, "something-else"])
     try:
+        wait_for(lambda: jobs.command_has(stranger.pid, "something-else"))  # it has exec'd
         assert jobs.command_has(stranger.pid, *MATCH) is False
         job = jobs.Job(stranger.pid, MATCH, "k")  # a job record whose PID now names a stranger
         assert jobs.pid_alive(stranger.pid)

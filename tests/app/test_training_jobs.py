@@ -33,6 +33,7 @@ from lsx.checkpoint import CONFIG_NAME, STATUS_NAME, TRAIN_STATE_NAME, list_runs
 from lsx.config import TrainConfig, check_fields, option
 from lsx.errors import ConfigError, DatasetError, DataShapeError, TrainingError
 from lsx.files import FolderLock
+from lsx.jobs import command_has
 from lsx.models import MODELS
 from lsx.snapshots import snapshot_epochs
 
@@ -282,6 +283,7 @@ def test_a_trainer_taking_the_lock_a_held_lock_and_a_live_job_refuse_a_second_st
         [sys.executable, "-c", "import time; time.sleep(60)", "-m", "lsx", "train", "busy"]
     )
     try:
+        wait_for(lambda: command_has(other.pid, "lsx", "train", "busy"))  # it has exec'd
         (req.run_dir / train_jobs.JOB_NAME).write_text(json.dumps({"pid": other.pid}))
         with pytest.raises(TrainingError, match=f"process {other.pid}"):
             train_jobs.start_job(req)
@@ -325,6 +327,30 @@ def test_job_view_reports_crashes_failures_and_progress_without_a_job(tmp_path):
     assert view.progress_text() == "epoch 2/4 · step 5/10 · loss 0.5 · ETA 0:50"
     assert "ghost" in train_jobs.watchable_runs(tmp_path)
     lock.release()
+
+
+def test_a_status_written_just_before_a_resume_is_not_the_new_jobs(tmp_path):
+    """The race seen once in test_cancel_keeps_...: the old job's "stopped" status, written less
+    than a second before the resumed job started, made the new job look "stopping"."""
+    run = tmp_path / "again"
+    run.mkdir()
+    now = time.time()
+    status = {"state": "stopped", "epoch": 1, "epochs": 3, "updated": now - 0.5}
+    (run / STATUS_NAME).write_text(json.dumps(status))
+    child = subprocess.Popen(  # the resumed trainer, still importing torch
+        [sys.executable, "-c", "import time; time.sleep(60)", "-m", "lsx", "train", "again"]
+    )
+    try:
+        wait_for(lambda: command_has(child.pid, "lsx", "train", "again"))  # it has exec'd
+        job = {"pid": child.pid, "started": now, "start_fraction": 1 / 3}
+        (run / train_jobs.JOB_NAME).write_text(json.dumps(job))
+        assert train_jobs.job_view(run).state == "starting"
+        status.update(state="running", updated=now + 0.1)  # the new trainer's first status
+        (run / STATUS_NAME).write_text(json.dumps(status))
+        assert train_jobs.job_view(run).state == "running"
+    finally:
+        child.kill()
+        child.wait()
 
 
 # ------------------------------------------------------------------------------ real jobs
