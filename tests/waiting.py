@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -42,3 +42,11 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"waited {timeout:g} s for {what}; it did not happen")
         time.sleep(every)
+
+
+def rerun_until_shown(at: Any) -> bool:
+    """For ``wait_until``: rerun an AppTest once, as the page's polling fragment would, while
+    it still shows a background-work notice (``st.info``); True once the notice is gone."""
+    if at.info:
+        at.run(timeout=60)
+    return not at.info

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from lsx.checkpoint import WEIGHTS_NAME, save_checkpoint
 from lsx.data import load_dataset
 from lsx.models import build_model, make_config
 from lsx.train import data_info
+from tests.waiting import rerun_until_shown, wait_until
 
 PAGE = str(Path(__file__).parents[2] / "pages" / "2_latent_map.py")
 RUN = "tiny-vae-digits"
@@ -202,10 +202,12 @@ def test_tsne_is_fitted_in_the_background_then_served_from_disk(monkeypatch, tmp
     assert "in the background" in at.info[0].value
     assert "PCA 2-D" in headline(at)
     assert figure(at)["layout"]["xaxis"]["title"]["text"] == "PC 1"
-    deadline = time.monotonic() + 120
-    while at.info and time.monotonic() < deadline:  # what the polling fragment triggers
-        time.sleep(0.5)
-        at.run(timeout=60)
+    wait_until(
+        lambda: rerun_until_shown(at),
+        timeout=120,
+        every=0.5,
+        what="the background t-SNE fit to be shown",
+    )
     assert not at.exception
     assert not at.error
     assert not at.info

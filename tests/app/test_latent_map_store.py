@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from lsx.data.lazy import open_source
 from lsx.latents.store import FORMAT_VERSION, MANIFEST_NAME, STORES_DIR, open_store
 from lsx.models import build_model, make_config
 from lsx.train import data_info
+from tests.waiting import rerun_until_shown, wait_until
 
 PAGE = str(Path(__file__).parents[2] / "pages" / "2_latent_map.py")
 N_BIG = 120_000
@@ -199,10 +199,12 @@ def test_tiered_projection_is_fitted_in_the_background(monkeypatch, root):
     assert not at.exception
     assert "in the background" in at.info[0].value
     assert "exact PCA" in lines(at)  # PCA meanwhile
-    deadline = time.monotonic() + 120
-    while at.info and time.monotonic() < deadline:
-        time.sleep(0.5)
-        at.run(timeout=60)
+    wait_until(
+        lambda: rerun_until_shown(at),
+        timeout=120,
+        every=0.5,
+        what="the background tiered t-SNE fit to be shown",
+    )
     assert not at.info
     text = lines(at)
     assert "t-SNE fitted on a stratified sample of 400 points; the other 119,600 placed" in text
