@@ -18,18 +18,14 @@ import pytest
 from lsx import jobs
 from lsx.errors import LsxError
 from lsx.files import LOCK_NAME, lock_holder
+from tests.waiting import wait_until
 
 SLEEPER = "import time\nprint('ready', flush=True)\ntime.sleep(120)"
 MATCH = ("lsx", "test-job")  # extra argv words of the children: their identity
 
 
 def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s")
+    return wait_until(predicate, timeout, what="the child process")
 
 
 @pytest.fixture

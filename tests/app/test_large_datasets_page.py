@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from lsx.app import large_datasets, state
 from lsx.app.cache import THREADS_ENV
 from lsx.latents.store import open_store
 from tests.app.test_latent_map_page import make_run
+from tests.waiting import wait_until
 
 PAGE = str(Path(__file__).parents[2] / "pages" / "8_large_datasets.py")
 
@@ -29,13 +29,11 @@ def page(monkeypatch: pytest.MonkeyPatch, root: Path, run_dir: Path) -> AppTest:
 def wait_for(
     run_dir: Path, states: tuple[str, ...], timeout: float = 90.0
 ) -> large_datasets.EncodeJob:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> large_datasets.EncodeJob | None:
         jobs = large_datasets.encode_jobs(run_dir)
-        if jobs and jobs[0].state in states:
-            return jobs[0]
-        time.sleep(0.3)
-    raise AssertionError(f"no job reached {states}: {large_datasets.encode_jobs(run_dir)}")
+        return jobs[0] if jobs and jobs[0].state in states else None
+
+    return wait_until(reached, timeout, every=0.3, what=f"an encode job in {states}")
 
 
 def submit(at: AppTest, spec: str) -> AppTest:

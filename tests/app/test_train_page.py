@@ -26,6 +26,7 @@ from lsx.files import append_jsonl
 from lsx.models import MODELS, build_model, make_config
 from lsx.snapshots import write_snapshot
 from lsx.train import data_info
+from tests.waiting import wait_until
 
 PAGE = str(Path(__file__).parents[2] / "pages" / "1_train.py")
 WIDGETS = ("number_input", "selectbox", "checkbox", "text_input")
@@ -236,9 +237,12 @@ def test_a_npy_file_of_images_trains_lazily_from_the_page(monkeypatch, tmp_path)
     argv = json.loads((run / train_jobs.JOB_NAME).read_text())["argv"]
     assert argv[argv.index("--data") + 1] == f"npy:{path}"
     assert "--image-size" not in argv
-    deadline = time.monotonic() + 240
-    while (view := train_jobs.job_view(run)).active and time.monotonic() < deadline:
-        time.sleep(0.2)
+    view = wait_until(
+        lambda: (v := train_jobs.job_view(run)).active is False and v,
+        240,
+        every=0.2,
+        what="the training job to end",
+    )
     assert view.state == "completed", train_jobs.tail(run)
     data = json.loads((run / CONFIG_NAME).read_text())["data"]
     assert data["lazy"] is True

@@ -36,6 +36,7 @@ from lsx.files import FolderLock
 from lsx.jobs import command_has
 from lsx.models import MODELS
 from lsx.snapshots import snapshot_epochs
+from tests.waiting import wait_until
 
 TINY = {"latent_dim": 2, "hidden_dim": 8}
 TIMEOUT = 240.0  # seconds; a contended 2-core machine starts torch slowly
@@ -55,13 +56,7 @@ def png_folder(root: Path, n: int = 12) -> Path:
 
 
 def wait_for(predicate, timeout: float = TIMEOUT, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s")
+    return wait_until(predicate, timeout, every, what="the job's state")
 
 
 def finished(run_dir: Path) -> train_jobs.JobView:
