@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     from lsx.analysis.clusters import cluster_space
     from lsx.analysis.embedding import encode_array
-    from lsx.analysis.lookup import adapt_images, lookup_images, prediction_rows
+    from lsx.analysis.lookup import adapt_images, lookup_images, ood_verdict, prediction_rows
+    from lsx.analysis.ood import fit_detector
     from lsx.analysis.text_search import build_vocabulary, text_search
     from lsx.checkpoint import load_checkpoint, read_header
     from lsx.data import load_dataset
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             db_labels = _labels(other, "train")
         else:
             z_db, db_labels = z_train, _labels(ds, "train")
+        detector = fit_detector(model, ds.x_test, z_train, space=space)  # OOD, on held-out data
         images = []
         for path in args.image:
             try:
@@ -91,10 +93,13 @@ def run(args: argparse.Namespace) -> int:
             except (OSError, LsxError) as err:  # per file: report and go on
                 images.append({"file": str(path), "error": str(err)})
                 continue
-            found = lookup_images(model, space, prep.x[None], z_db, args.k)
+            found = lookup_images(
+                model, space, prep.x[None], z_db, args.k, detector=detector, z_train=z_train
+            )
             images.append(
                 {
                     "file": str(path),
+                    "ood": ood_verdict(found, 0),
                     "notes": list(prep.notes),
                     "prediction": prediction_rows(found, 0),
                     "neighbours": [
@@ -140,6 +145,15 @@ def _print(out: dict[str, Any]) -> None:
             print(f"{img['file']}: {img['error']}", file=sys.stderr)
             continue
         print(img["file"] + ("  (" + "; ".join(img["notes"]) + ")" if img["notes"] else ""))
+        v = img["ood"]
+        if v["ood"]:
+            print(
+                f"  OUT OF DISTRIBUTION (score {v['score']:.2f} > {v['threshold']:.2f}): "
+                + "; ".join(v["reasons"])
+                + f". Nearest class would be {v['nearest']}."
+            )
+        else:
+            print(f"  in distribution (score {v['score']:.2f} <= {v['threshold']:.2f})")
         for p in img["prediction"]:
             flags = " ".join(
                 f for f, on in (("in-sphere", p["in sphere"]), ("OOD", p["OOD"])) if on

@@ -1,10 +1,10 @@
 """Lookup: where does MY image land in this model's latent space, and what is it near?
 
-Upload images (PNG, JPEG, WebP, BMP): each is shown as the model sees it, with its predicted
-cluster (distance, margin, percentile, OOD flag), its reconstruction and residual, its nearest
-training images (or, searching one of the run's latent stores, its nearest images among up to
-millions), and its place on the latent map. Configured (sae) checkpoints also answer text
-queries such as "red stripes" without a language model.
+Upload images (PNG, JPEG, WebP, BMP): each is shown first with its out-of-distribution verdict,
+then as the model sees it, with its nearest cluster (distance, margin, percentile), its
+reconstruction and residual, its nearest training images (or, searching one of the run's latent
+stores, its nearest images among up to millions), and its place on the latent map. Configured
+(sae) checkpoints also answer text queries such as "red stripes" without a language model.
 """
 
 from __future__ import annotations

@@ -34,13 +34,14 @@ from lsx.analysis.lookup import (
     ImageLookup,
     adapt_images,
     lookup_images,
+    ood_verdict,
     place_by_neighbours,
     prediction_rows,
     summary_row,
 )
 from lsx.analysis.text_search import QueryError, build_vocabulary, text_search
 from lsx.app import cache, state
-from lsx.app.cluster_space import GALLERY_PX, all_latents, space
+from lsx.app.cluster_space import GALLERY_PX, all_latents, ood_detector, space
 from lsx.app.dataset_map import latent_map
 from lsx.app.lookup_store import STORE_PREFIX, look_up_in_store, run_stores, store_gallery
 from lsx.data import DATASETS, Dataset, load_dataset
@@ -238,12 +239,15 @@ def look_up(
     sp = space(run_dir, sha, ds.content_hash)
     if not spec.startswith(STORE_PREFIX):
         z_db, _ = database(run_dir, sha, ds.content_hash, spec)
-        return lookup_images(model, sp, x, z_db, k)
+        z_train, _ = cache.embedding(run_dir, sha, ds.content_hash, "train")
+        detector = ood_detector(run_dir, sha, ds.content_hash)
+        return lookup_images(model, sp, x, z_db, k, detector=detector, z_train=z_train)
     return look_up_in_store(run_dir, sha, ds.content_hash, x, spec, k)
 
 
 def results_table(uploads: list[Upload], result: ImageLookup | None) -> None:
-    """One row per file: its prediction, or why it could not be read."""
+    """One row per file: its OOD verdict first, then its nearest class, or why it could not be
+    read. Flagged uploads are named above the table with a red badge."""
     rows, j = [], 0
     for u in uploads:
         if u.prepared is None:
@@ -256,7 +260,37 @@ def results_table(uploads: list[Upload], result: ImageLookup | None) -> None:
     for u in uploads:
         if u.error:
             st.error(u.error)
+    flagged = [r["file"] for r in rows if r.get("verdict") == "out of distribution"]
+    if flagged:
+        st.badge(f"{len(flagged)} of {j} out of distribution", color="red", icon=":material/block:")
+        st.markdown(
+            "**Out of distribution:** " + ", ".join(flagged[:10])
+            + (f" and {len(flagged) - 10} more" if len(flagged) > 10 else "")
+            + ". These images are unlike the data the model was trained on: their nearest "
+            "class is shown, but it is not a prediction to trust."
+        )  # fmt: skip
     st.dataframe(rows, hide_index=True)
+    if result is not None and result.detector is not None:
+        st.caption(f"OOD rule: {result.detector.rule} (the run's test split).")
+
+
+def verdict_card(result: ImageLookup, i: int) -> None:
+    """The OOD verdict of upload ``i``, shown before anything else about it: a flagged upload
+    leads with "out of distribution" and its nearest class comes second."""
+    v = ood_verdict(result, i)
+    score = (
+        "" if v["score"] is None else f" · score {v['score']:.2f} (threshold {v['threshold']:.2f})"
+    )
+    if v["ood"]:
+        st.badge("out of distribution", color="red", icon=":material/block:")
+        why = "".join(f"\n- {r}" for r in v["reasons"])
+        st.markdown(
+            f"**Out of distribution**{score}. Nearest class would be {v['nearest']}, but this "
+            f"image is unlike the data the model was trained on:{why}"
+        )
+    else:
+        st.badge("in distribution", color="green", icon=":material/check:")
+        st.markdown(f"**{v['nearest']}**{score}")
 
 
 def details(
@@ -270,6 +304,7 @@ def details(
         st.session_state[state.LU_DETAIL] = 0  # the file list changed
     st.selectbox("Details for", range(len(ok)), format_func=names.__getitem__, key=state.LU_DETAIL)
     i = int(st.session_state[state.LU_DETAIL])
+    verdict_card(result, i)
     prep = ok[i].prepared
     model, _ = cache.load_run(run_dir, sha)
     x_hat = reconstruct_array(model, prep.x[None])[0]
@@ -368,8 +403,9 @@ def metrics_card(run_dir: str, sha: str, ds: Dataset) -> None:
     """The cluster part of the model card, in an expander."""
     sp = space(run_dir, sha, ds.content_hash)
     m = metrics(run_dir, sha, ds.content_hash)
-    for warning in m["overlaps"]:
-        st.warning(warning)
+    if sp.rule == RULE_CONFIGURED and m["overlaps"]:  # centroid "spheres" are not configured
+        with st.expander(f"{len(m['overlaps'])} sphere overlaps (configured spheres)"):
+            st.warning("\n".join(f"- {w}" for w in m["overlaps"]))
     with st.expander(f"Cluster metrics (test split) · rule: {sp.description}"):
         st.dataframe(m["accuracy"], hide_index=True)
         st.dataframe(m["spheres"], hide_index=True, height=200)

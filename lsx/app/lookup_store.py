@@ -20,7 +20,7 @@ import streamlit as st
 from lsx.analysis.knn import HNSW_EF_SEARCH, HNSW_M, KnnIndex, build_index
 from lsx.analysis.lookup import ImageLookup, adapt_images, lookup_images
 from lsx.app import cache, state
-from lsx.app.cluster_space import GALLERY_PX, space
+from lsx.app.cluster_space import GALLERY_PX, ood_detector, space
 from lsx.data.lazy import FOLDER_PREFIX, LAZY_PREFIXES, open_source
 from lsx.data.uploads import MAX_UPLOAD_FILES
 from lsx.errors import LsxError
@@ -171,7 +171,11 @@ def _store_lookup(
     model, _ = cache.load_run(run_dir, sha)
     search = store_search(sha, choice)
     start = time.perf_counter()
-    result = lookup_images(model, space(run_dir, sha, data_hash), _x, search.index, k)
+    z_train, _ = cache.embedding(run_dir, sha, data_hash, "train")
+    result = lookup_images(
+        model, space(run_dir, sha, data_hash), _x, search.index, k,
+        detector=ood_detector(run_dir, sha, data_hash), z_train=z_train,
+    )  # fmt: skip
     return result, time.perf_counter() - start
 
 

@@ -213,3 +213,78 @@ def test_overlapping_spheres_warn_and_held_out_classes_are_reported(monkeypatch,
     assert any("overlap by" in w.value for w in at.warning)
     unseen = frame(at, "intra / inter distance")
     assert list(unseen["classes"]) == ["held out (never trained on)", "seen"]
+
+
+REPO_CHECKPOINTS = Path(__file__).parents[2] / "checkpoints"
+
+
+def demo_page(monkeypatch: pytest.MonkeyPatch, name: str) -> AppTest:
+    if not (REPO_CHECKPOINTS / name / WEIGHTS_NAME).is_file():
+        pytest.fail(
+            f"the shipped demo run {name} is missing; run `python -m lsx demo --only {name}`"
+        )
+    return page(monkeypatch, REPO_CHECKPOINTS, name)
+
+
+def astronaut_png() -> bytes:
+    import io
+
+    from PIL import Image
+    from skimage.data import astronaut
+
+    buf = io.BytesIO()
+    Image.fromarray(astronaut()).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_vae_run_shows_no_sphere_overlap_warnings(monkeypatch):
+    # Centroid "spheres" of a VAE are no configured property: no overlap warning at all.
+    at = demo_page(monkeypatch, "demo-vae-mnist5k")
+    assert not at.exception
+    assert not [w for w in at.warning if "overlap" in w.value]
+    assert not [e for e in at.expander if "overlap" in e.label]
+
+
+def test_a_configured_run_shows_its_overlaps_in_one_collapsed_expander(monkeypatch, tmp_path):
+    with pytest.warns(UserWarning, match="overlap by"):
+        make_run(tmp_path, "odd", "sae", radius_fraction=1.5)
+    at = page(monkeypatch, tmp_path, "odd")
+    assert not at.exception
+    (box,) = [e for e in at.expander if "sphere overlaps" in e.label]
+    assert not box.proto.expanded
+    assert len(box.warning) == 1
+    assert "overlap by" in box.warning[0].value
+    assert not [w for w in at.warning if w not in box.warning]
+    at = demo_page(monkeypatch, "demo-sae-mnist5k")
+    assert not at.exception
+    assert len([e for e in at.expander if "sphere overlaps" in e.label]) <= 1
+    assert all("overlap" not in w.value for w in at.warning if w not in box.warning)
+
+
+def test_a_photo_on_the_mnist_vae_leads_with_out_of_distribution(monkeypatch):
+    at = upload(demo_page(monkeypatch, "demo-vae-mnist5k"), {"astronaut.png": astronaut_png()})
+    assert not at.exception
+    (row,) = table(at)
+    assert list(row)[:3] == ["file", "status", "verdict"]
+    assert row["verdict"] == "out of distribution"
+    assert row["OOD"] is True
+    assert row["OOD score"] > row["threshold"]
+    badges = [m.value for m in at.markdown if "out of distribution" in m.value.lower()]
+    assert badges, [m.value for m in at.markdown]
+    card = next(m.value for m in at.markdown if m.value.startswith("**Out of distribution**"))
+    assert "Nearest class would be digit" in card
+    assert "reconstruction error" in card
+    assert all(r["OOD"] for r in frame(at, "predicted").to_dict("records"))
+    assert any("OOD rule" in c.value for c in at.caption)
+
+
+def test_a_test_digit_on_the_mnist_vae_is_in_distribution(monkeypatch):
+    from PIL import Image
+
+    ds = load_dataset("mnist5k")
+    img = Image.fromarray((ds.x_test[0, 0] * 255).astype("uint8"))
+    at = upload(demo_page(monkeypatch, "demo-vae-mnist5k"), {"digit.png": encode(img)})
+    assert not at.exception
+    (row,) = table(at)
+    assert row["verdict"] == "in distribution"
+    assert row["digit"] == str(int(ds.y_test[0]))

@@ -61,3 +61,44 @@ def test_upload_two_files_in_the_browser(chromium, tmp_path):
             browser.close()
         log = server.log.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.mark.browser  # about 10 s on 2 cores (server start, chromium, calibration)
+def test_a_photo_on_the_mnist_vae_leads_with_out_of_distribution(chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+    from skimage.data import astronaut
+
+    run = "demo-vae-mnist5k"
+    if not (REPO_CHECKPOINTS / run / "model.safetensors").is_file():
+        pytest.fail(f"the shipped demo run {run} is missing; run `python -m lsx demo --only {run}`")
+    buf = io.BytesIO()
+    Image.fromarray(astronaut()).save(buf, "PNG")
+    with serve(REPO_CHECKPOINTS, tmp_path) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1400})
+            page.goto(f"{server.url}/lookup?run={run}")
+            page.get_by_text("class centroid of the training latents").first.wait_for(
+                timeout=TIMEOUT_MS
+            )
+            wait_idle(page)
+            with page.expect_file_chooser() as chooser:
+                page.get_by_test_id("stFileUploaderDropzone").click()
+            chooser.value.set_files(
+                files=[{"name": "astronaut.png", "mimeType": "image/png", "buffer": buf.getvalue()}]
+            )
+            card = page.get_by_text("Nearest class would be digit").first
+            card.wait_for(timeout=TIMEOUT_MS)
+            wait_idle(page)
+            assert page.locator("[data-testid='stException']").count() == 0
+            text = page.locator("[data-testid='stMain']").inner_text()
+            upload_at = text.index("astronaut.png")
+            first_ood = text.lower().index("out of distribution", upload_at)
+            assert first_ood < text.index("Nearest class would be digit"), text[upload_at:][:800]
+            assert first_ood < text.index("as the model sees it"), text[upload_at:][:800]
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "lookup_ood.png"), full_page=True)
+        finally:
+            browser.close()
+        log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
