@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "search": "lsx.search",
     "synth-npy": "lsx.commands.synth",
     "runs": "lsx.commands.runs",
+    "export": "lsx.commands.export",
     "datasets": "lsx.commands.datasets",
     "kinds": "lsx.commands.kinds",
     "demo": "lsx.commands.demo",
