@@ -42,12 +42,13 @@ from torch import nn
 from lsx import __version__
 from lsx.analysis.embedding import Embedding, check_images, embed
 from lsx.analysis.projection import check_latents, check_request, project
-from lsx.errors import ConfigError
-from lsx.files import atomic_write_bytes, atomic_write_json
+from lsx.errors import ConfigError, LsxError
+from lsx.files import atomic_write_bytes, atomic_write_json, read_json_capped
 
 CACHE_DIR_NAME = "cache"
 FORMAT_VERSION = 1
 LIBRARIES = ("numpy", "torch", "scikit-learn", "umap-learn")  # versions recorded per entry
+MAX_MANIFEST_BYTES = 1_000_000  # a manifest is < 2 KB (request, versions, sha); read no more
 TMP_MAX_AGE_S = 3600.0  # a ".tmp-*" file older than this is a crashed write, not one in flight
 _ARRAY_SUFFIX = {"embedding": ".npz", "projection": ".npy", "store-projection": ".npy"}  # by kind
 # Fields that identify a request across checkpoints: same slot + other hashes = stale sibling.
@@ -98,9 +99,9 @@ def entry_paths(cache_dir: Path, request: Manifest, prefix: str | None = None) -
 def read_manifest(path: Path) -> tuple[Manifest | None, str | None]:
     """(manifest, None) or (None, why it is unreadable)."""
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        return None, f"manifest {path.name} is unreadable ({type(err).__name__}: {err})"
+        manifest = read_json_capped(path, MAX_MANIFEST_BYTES, "cache manifest")
+    except LsxError as err:  # missing, not a regular file, too large, not JSON, too deep
+        return None, f"manifest {path.name} is unreadable ({err})"
     if not isinstance(manifest, dict):
         return None, f"manifest {path.name} is not a JSON object"
     return manifest, None

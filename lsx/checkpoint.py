@@ -8,19 +8,21 @@ Ctrl-C leaves the previous file intact (:mod:`lsx.files`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
 from lsx import __version__
 from lsx.config import ModelConfig, config_to_dict
+from lsx.data import MAX_IMAGE_SIZE
 from lsx.errors import CheckpointError, LsxError
 
 # the atomic writers lived here: re-exported under their old names
@@ -28,8 +30,18 @@ from lsx.files import append_jsonl as append_jsonl
 from lsx.files import atomic_write_bytes as atomic_write_bytes
 from lsx.files import atomic_write_json as atomic_write_json
 from lsx.files import atomic_write_with as atomic_write_with
+from lsx.files import open_regular, read_json_capped
 from lsx.files import read_jsonl as read_jsonl
 from lsx.models import build_model, config_from_json_dict
+from lsx.weights_file import MAX_HEADER_BYTES as MAX_HEADER_BYTES
+from lsx.weights_file import (
+    MAX_PARAMETERS,
+    MAX_WEIGHTS_BYTES,
+    looks_like_pickle,
+    nonfinite_note,
+    read_weights_header,
+)
+from lsx.weights_file import short as _short
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -76,18 +88,32 @@ def save_checkpoint(
     model.train(was_training)
 
 
+# ------------------------------------------------------------------------------ limits
+# What a run folder may make lsx read or build. A folder is untrusted input: copied from
+# elsewhere, edited, or crafted; every cap below is checked before the thing is read or built.
+MAX_CONFIG_BYTES = 16_000_000  # config.json is ~1.5 KB; a sae run stores its user centres file
+# (<= 5 MB, lsx.models.centres) in it, indented: under 10 MB. A 200 MB config is refused unread.
+MAX_STATUS_BYTES = 1_000_000  # status.json is < 1 KB; a failure message with traceback a few KB
+MAX_METRICS_TAIL_BYTES = 64_000  # listing reads the last record of metrics.jsonl (< 1 KB a line)
+NAN_CHECK_MAX_BYTES = 50_000_000  # listing reads weights to look for NaN/Inf only below this
+MAX_REASON_CHARS = 300  # a skipped run's reason, as listed
+RUN_CACHE_SIZE = 128  # inspected runs remembered per process, keyed by their files' stat
+
+
 # ------------------------------------------------------------------------------ load
 
 
 def _refuse_pickles(run_dir: Path) -> None:
     weights = run_dir / WEIGHTS_NAME
-    if weights.is_file():
-        with open(weights, "rb") as fh:
-            head = fh.read(9)
-        # A safetensors file is an 8-byte header length, then JSON: "{" at offset 8. Its length
-        # bytes can start with 0x80 (a header of 640-1408 bytes), so never call that a pickle.
-        safetensors_like = head[8:9] == b"{"
-        if not safetensors_like and (head[:2] == b"PK" or head[:1] == b"\x80"):  # zip / pickle
+    if weights.exists():
+        fd = open_regular(weights, CheckpointError, WEIGHTS_NAME)
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, 9, 0)
+            last = os.pread(fd, 1, size - 1) if size else b""
+        finally:
+            os.close(fd)
+        if looks_like_pickle(head, size, last):
             raise CheckpointError(
                 f"{weights} is a pickle or torch.save archive, not a safetensors file. lsx never "
                 "unpickles checkpoint files (they can run code). Re-export the weights with "
@@ -104,57 +130,102 @@ def _refuse_pickles(run_dir: Path) -> None:
 
 
 def read_header(run_dir: Path) -> dict[str, Any]:
-    """Parse and check ``config.json`` (files present, valid JSON, known format version)."""
+    """Parse and check ``config.json`` (files present, capped, valid JSON, known format)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CheckpointError(f"{run_dir} is not a folder; pick a run folder under checkpoints/.")
     _refuse_pickles(run_dir)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (run_dir / name).is_file():
+        if not (run_dir / name).exists():
             raise CheckpointError(
                 f"{run_dir} has no {name}. A checkpoint folder holds {CONFIG_NAME} and "
                 f"{WEIGHTS_NAME}, as written by lsx.checkpoint.save_checkpoint."
             )
     path = run_dir / CONFIG_NAME
-    try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is not valid JSON ({err}); restore it or retrain.") from err
+    header = read_json_capped(path, MAX_CONFIG_BYTES, CONFIG_NAME, CheckpointError)
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} must hold a JSON object; got {type(header).__name__}.")
     if header.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path} has format_version {header.get('format_version')!r}; this lsx "
+            f"{path} has format_version {_short(repr(header.get('format_version')))}; this lsx "
             f"({__version__}) reads {FORMAT_VERSION}. It was written by lsx "
-            f"{header.get('lsx_version', '(unknown)')}; use that version or retrain."
+            f"{str(header.get('lsx_version', '(unknown)'))[:40]}; use that version or retrain."
         )
+    for key in ("config", "train", "data"):
+        if not isinstance(header.get(key, {}), dict):
+            raise CheckpointError(
+                f"{path}: {key!r} must be a JSON object; got {type(header[key]).__name__}. "
+                "Restore the config.json that lsx wrote, or retrain."
+            )
     return header
 
 
-def read_config(run_dir: Path) -> ModelConfig:
-    header = read_header(run_dir)
+def _config_from_header(header: dict[str, Any], path: Path) -> ModelConfig:
     try:
         return config_from_json_dict(header.get("config", {}))
     except LsxError as err:
-        raise CheckpointError(f"{Path(run_dir) / CONFIG_NAME}: {err}") from err
-
-
-def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor shapes from the safetensors header, without reading the data."""
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
-    except Exception as err:  # SafetensorError, OSError: corrupt or not safetensors at all
+        raise CheckpointError(f"{path}: {err}") from err
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as err:
         raise CheckpointError(
-            f"{path} is corrupt or not a safetensors file ({err}). Restore it from a backup or "
-            "retrain the run."
+            f"{path}: its 'config' object is malformed ({type(err).__name__}: "
+            f"{_short(str(err), 200)}). Restore the config.json that lsx wrote, or retrain."
         ) from err
 
 
-def check_shapes(model: nn.Module, config: ModelConfig, weights: Path) -> None:
-    """Compare the model's expected tensor shapes with the file's; explain any difference."""
-    found = _weight_shapes(weights)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def read_config(run_dir: Path) -> ModelConfig:
+    return _config_from_header(read_header(run_dir), Path(run_dir) / CONFIG_NAME)
+
+
+def expected_shapes(config: ModelConfig, where: Path) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` of the model ``config`` describes, refused if beyond the limits.
+
+    The model is built on torch's ``meta`` device (the ``torch.device`` context manager is
+    thread-local): modules and shapes, no memory for weights, a few ms. Checked first: the input
+    size against :data:`lsx.data.MAX_IMAGE_SIZE`; then the parameter count against
+    :data:`MAX_PARAMETERS`.
+
+    Raises
+    ------
+    CheckpointError
+        An input larger than MAX_IMAGE_SIZE, more than MAX_PARAMETERS parameters, or a config
+        from which no model can be built.
+    """
+    _, height, width = config.input_shape
+    if max(height, width) > MAX_IMAGE_SIZE:
+        raise CheckpointError(
+            f"{where}: input_shape {config.input_shape} is larger than lsx's limit of "
+            f"{MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE} pixels, so the model is not built. Was "
+            f"{CONFIG_NAME} edited? Restore it, or retrain at image_size <= {MAX_IMAGE_SIZE}."
+        )
+    try:
+        with torch.device("meta"):
+            model = build_model(config)
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    except LsxError as err:
+        raise CheckpointError(f"{where}: {err}") from err
+    except Exception as err:  # a field combination the model code cannot build
+        raise CheckpointError(
+            f"{where}: no model can be built from this config ({type(err).__name__}: "
+            f"{_short(str(err), 200)}). Restore the {CONFIG_NAME} that lsx wrote, or retrain."
+        ) from err
+    n = sum(math.prod(s) for s in shapes.values())
+    if n > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{where}: the config describes a model of {n:,} parameters ({n * 4 / 2**30:.1f} GiB "
+            f"as float32); lsx builds at most {MAX_PARAMETERS:,} ({MAX_WEIGHTS_BYTES / 2**30:.0f} "
+            f"GiB), so it is not built. Was {CONFIG_NAME} edited? Use smaller hidden_dim, "
+            "latent_dim or input size."
+        )
+    return shapes
+
+
+def _compare_shapes(
+    expected: dict[str, tuple[int, ...]],
+    found: dict[str, tuple[int, ...]],
+    config: ModelConfig,
+    weights: Path,
+) -> None:
+    """Explain any difference between the config's tensor shapes and the file's."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     wrong = [k for k in sorted(expected) if k in found and found[k] != expected[k]]
@@ -164,7 +235,7 @@ def check_shapes(model: nn.Module, config: ModelConfig, weights: Path) -> None:
     if missing:
         lines.append(f"  missing in file: {', '.join(missing[:5])}")
     if unexpected:
-        lines.append(f"  not expected: {', '.join(unexpected[:5])}")
+        lines.append(f"  not expected: {', '.join(_short(k, 60) for k in unexpected[:5])}")
     raise CheckpointError(
         f"{weights} does not fit the model that {CONFIG_NAME} describes (kind={config.kind!r}, "
         f"input_shape={config.input_shape}, latent_dim={config.latent_dim}, hidden_dim="
@@ -176,17 +247,22 @@ def check_shapes(model: nn.Module, config: ModelConfig, weights: Path) -> None:
 def load_checkpoint(run_dir: Path, device: str = "cpu") -> tuple[nn.Module, ModelConfig]:
     """Build the model that ``config.json`` describes and load its weights, in eval mode.
 
+    Everything is checked before the model is built: capped ``config.json``, the safetensors
+    header, the input size and parameter count (:func:`expected_shapes`), the shapes.
+
     Raises
     ------
     CheckpointError
-        Missing files, a pickle, invalid JSON, unknown format version, a config of an unknown
-        kind or with bad fields, corrupt weights, or weights of other shapes.
+        Missing files, a pickle, invalid or oversized JSON, unknown format version, a config of
+        an unknown kind, with bad fields or beyond the limits, corrupt weights, or weights of
+        other shapes.
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    model = build_model(config)
     weights = run_dir / WEIGHTS_NAME
-    check_shapes(model, config, weights)
+    found = read_weights_header(weights)
+    _compare_shapes(expected_shapes(config, run_dir / CONFIG_NAME), found.shapes, config, weights)
+    model = build_model(config)
     try:
         load_model(model, str(weights), strict=True, device=device)
     except Exception as err:  # SafetensorError or RuntimeError
@@ -211,7 +287,10 @@ def weights_sha256(run_dir: Path) -> str:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What the app's picker and model card show about a valid run."""
+    """What the app's picker and model card show about a valid run.
+
+    Listing results are shared (cached per process): treat the dicts as read-only.
+    """
 
     run_dir: Path
     name: str
@@ -220,6 +299,7 @@ class RunInfo:
     header: dict[str, Any]
     final_metrics: dict[str, Any]
     status: dict[str, Any]
+    notes: tuple[str, ...] = ()  # what listing could not check, e.g. NaN in large weights
 
     @property
     def dataset(self) -> str:
@@ -227,21 +307,31 @@ class RunInfo:
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
+    """``status.json`` as a dict; {} when absent, ``state: unknown`` when unreadable."""
     path = Path(run_dir) / STATUS_NAME
+    if not os.path.lexists(path):
+        return {}
     try:
-        status = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        status = {"state": "unknown", "message": f"{STATUS_NAME} is unreadable"}
+        status = read_json_capped(path, MAX_STATUS_BYTES, STATUS_NAME, CheckpointError)
+    except LsxError as err:  # too large, not a regular file, not JSON
+        why = _short(str(err).split(" (")[0], 200)
+        return {"state": "unknown", "message": f"{STATUS_NAME} is unreadable: {why}"}
     return status if isinstance(status, dict) else {}
 
 
-def inspect_run(run_dir: Path) -> RunInfo:
-    """Validate a run without loading weight data (header shapes only)."""
-    run_dir = Path(run_dir)
+def _inspect(run_dir: Path) -> RunInfo:
+    """Validate a run without building it: header, limits, shapes on the meta device, NaN."""
     header = read_header(run_dir)
-    config = read_config(run_dir)
-    check_shapes(build_model(config), config, run_dir / WEIGHTS_NAME)
-    metrics = read_jsonl(run_dir / METRICS_NAME)
+    config = _config_from_header(header, run_dir / CONFIG_NAME)
+    weights = run_dir / WEIGHTS_NAME
+    found = read_weights_header(weights)
+    _compare_shapes(expected_shapes(config, run_dir / CONFIG_NAME), found.shapes, config, weights)
+    notes = nonfinite_note(weights, found, NAN_CHECK_MAX_BYTES)
+    try:  # the last record only: listing never reads a whole long metrics file
+        metrics = read_jsonl(run_dir / METRICS_NAME, max_bytes=MAX_METRICS_TAIL_BYTES)
+    except LsxError as err:
+        metrics, notes = [], (*notes, f"{METRICS_NAME} unreadable: {_short(str(err), 120)}")
+    status = read_status(run_dir)
     return RunInfo(
         run_dir,
         run_dir.name,
@@ -249,8 +339,51 @@ def inspect_run(run_dir: Path) -> RunInfo:
         config,
         header,
         metrics[-1] if metrics else {},
-        read_status(run_dir),
+        status,
+        notes,
     )
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=RUN_CACHE_SIZE)
+def _inspect_cached(run_dir: str, key: tuple[tuple[int, int, int] | None, ...]) -> RunInfo | str:
+    """:func:`_inspect` or the reason it failed, remembered for this ``key`` (files' stat)."""
+    del key  # only part of the cache key: any change to the run's files means "inspect again"
+    try:
+        return _inspect(Path(run_dir))
+    except LsxError as err:
+        return str(err)
+    except Exception as err:  # anything a bad folder can trigger; never breaks the listing
+        return f"{run_dir} could not be inspected ({type(err).__name__}: {_short(str(err), 200)})"
+
+
+def inspect_run(run_dir: Path) -> RunInfo:
+    """Validate a run without building the model or loading more than a small weights file.
+
+    Checks ``config.json`` (capped), the safetensors header (capped, offsets), the input size
+    and parameter count (:func:`expected_shapes`), the shapes, and NaN/Inf in weights under
+    :data:`NAN_CHECK_MAX_BYTES`. Results are cached per process, keyed by the modification
+    time, size and inode of the folder and its run files, so listing again costs a few ``stat``
+    calls until a file changes.
+
+    Raises
+    ------
+    CheckpointError
+        Why the folder is not a valid run (the same message on every call until it changes).
+    """
+    run_dir = Path(os.path.abspath(run_dir))
+    names = ("", CONFIG_NAME, WEIGHTS_NAME, STATUS_NAME, METRICS_NAME)
+    result = _inspect_cached(str(run_dir), tuple(_stat_key(run_dir / n) for n in names))
+    if isinstance(result, str):
+        raise CheckpointError(result)
+    return result
 
 
 INCOMPLETE_STATES = ("running", "stopped", "failed")  # status.json states of unfinished runs
@@ -303,20 +436,31 @@ def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
     skipped: list[tuple[str, str]] = []
     if not root.is_dir():
         return runs, skipped
-    for entry in sorted(root.iterdir()):
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as err:
+        return runs, [(root.name, f"cannot list the folder ({err.strerror or err})")]
+    for entry in entries:
         if entry.name.startswith(".") or entry.name in ("README.md",):
             continue
-        if not entry.is_dir():
-            skipped.append((entry.name, "not a run folder (a file)"))
-            continue
-        try:
+        try:  # one bad folder is skipped with its reason, whatever it raises
+            if not entry.is_dir():
+                skipped.append((entry.name, "not a run folder (a file)"))
+                continue
             info = inspect_run(entry)
-        except LsxError as err:
-            skipped.append((entry.name, str(err).splitlines()[0]))
+            reason = incomplete_reason(entry, info.status)
+        except Exception as err:
+            skipped.append((entry.name, _skip_reason(err)))
             continue
-        reason = incomplete_reason(entry, info.status)
         if reason is None:
             runs.append(info)
         else:
             skipped.append((entry.name, reason))
     return runs, skipped
+
+
+def _skip_reason(err: Exception) -> str:
+    """The first line of an lsx error; the type and first line of anything else; truncated."""
+    first = (str(err).splitlines() or [""])[0]
+    text = first if isinstance(err, LsxError) else f"{type(err).__name__}: {first}"
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."

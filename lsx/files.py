@@ -1,11 +1,16 @@
-"""Safe file writes: atomic replacement, append-only JSON lines, and the one folder lock.
+"""Safe file reads and writes: capped reads, atomic replacement, JSON lines, the one folder lock.
 
-Every write lsx makes is atomic (temporary file in the same folder, fsync, ``os.replace``), so a
-crash or Ctrl-C leaves the previous file intact. :class:`FolderLock` is the single exclusion
-mechanism for writers (training a run, encoding a store): an ``fcntl.flock`` on ``<folder>/.lock``
-whose content is the holder's PID. The kernel releases the lock when the holder dies, so a crashed
-process never leaves a stale lock behind. This module sits at the bottom of the layers (see
-docs/architecture.md): it imports nothing from lsx but the errors.
+Every file lsx reads from a folder a user controls goes through :func:`read_bytes_capped`: only
+regular files (a FIFO, a device or a socket is refused instead of blocking or reading forever),
+opened non-blocking, with a byte cap enforced while reading. :func:`read_json_capped` adds the
+JSON parse and turns every parse failure (bad UTF-8, bad JSON, nesting deep enough to exhaust the
+recursion limit, integers of more than 4300 digits) into an :class:`~lsx.errors.LsxError` with a
+message. Every write lsx makes is atomic (temporary file in the same folder, fsync,
+``os.replace``), so a crash or Ctrl-C leaves the previous file intact. :class:`FolderLock` is the
+single exclusion mechanism for writers (training a run, encoding a store): an ``fcntl.flock`` on
+``<folder>/.lock`` whose content is the holder's PID. The kernel releases the lock when the holder
+dies, so a crashed process never leaves a stale lock behind. This module sits at the bottom of the
+layers (see docs/architecture.md): it imports nothing from lsx but the errors.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +29,175 @@ from typing import Any, TextIO
 from lsx.errors import LsxError
 
 LOCK_NAME = ".lock"
+# metrics.jsonl: one ~300-byte line per epoch, epochs <= 100,000 (TrainConfig), so at most ~30 MB.
+MAX_JSONL_BYTES = 32_000_000  # a longer file is read from its end: the newest records
+MAX_JSONL_LINE_BYTES = 64_000  # an lsx metrics line is < 1 KB; a longer line is skipped as torn
+_CHUNK = 1 << 20
+
+
+def _file_kind(mode: int) -> str:
+    """``"a FIFO"``, ``"a device"``, ... for a message about a path that is not a regular file."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "not a regular file"
+
+
+def open_regular(path: Path | str, error: type[LsxError] = LsxError, what: str = "file") -> int:
+    """Open ``path`` read-only and non-blocking; refuse anything but a regular file.
+
+    Returns the file descriptor (the caller closes it). ``O_NONBLOCK`` makes opening a FIFO return
+    at once (a blocking open waits for a writer for good); ``fstat`` on the open descriptor then
+    refuses it, and a symbolic link to ``/dev/zero``, with no race between check and open.
+
+    Raises
+    ------
+    LsxError (or ``error``)
+        The path is missing or unreadable, or is not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise error(
+            f"Cannot read the {what} {path} ({err.strerror or err}). Check that it exists and "
+            "that you may read it."
+        ) from err
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as err:
+        os.close(fd)
+        raise error(f"Cannot read the {what} {path} ({err.strerror or err}).") from err
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise error(
+            f"The {what} {path} is {_file_kind(mode)}, not a regular file; lsx reads regular "
+            "files only. Replace it with the real file."
+        )
+    return fd
+
+
+def read_bytes_capped(
+    path: Path | str,
+    max_bytes: int,
+    what: str = "file",
+    error: type[LsxError] = LsxError,
+    *,
+    tail: bool = False,
+) -> bytes:
+    """The content of the regular file ``path``, never more than ``max_bytes`` of it.
+
+    Parameters
+    ----------
+    path : Path or str
+    max_bytes : int
+        The cap, checked on the size before reading and enforced again while reading (a file
+        that grows, or lies about its size, cannot push more into memory).
+    what : str
+        What to call the file in messages (``"config.json"``).
+    error : type of LsxError
+        The error class raised (CheckpointError, DatasetError, ...).
+    tail : bool
+        Instead of refusing a larger file, return its last ``max_bytes`` bytes.
+
+    Raises
+    ------
+    LsxError (or ``error``)
+        Missing, unreadable, not a regular file (see :func:`open_regular`), or larger than
+        ``max_bytes`` when ``tail`` is False.
+    """
+    fd = open_regular(path, error, what)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            if not tail:
+                raise error(_too_large(path, what, f"{size:,} bytes", max_bytes))
+            os.lseek(fd, size - max_bytes, os.SEEK_SET)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            try:
+                chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - total))
+            except BlockingIOError:  # only a non-regular file can say "would block"
+                raise error(f"The {what} {path} cannot be read without blocking.") from None
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_bytes:  # grew while being read
+                if tail:
+                    chunks.append(chunk[: len(chunk) - (total - max_bytes)])
+                    break
+                raise error(_too_large(path, what, "more bytes than its size said", max_bytes))
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as err:
+        raise error(f"Cannot read the {what} {path} ({err.strerror or err}).") from err
+    finally:
+        os.close(fd)
+
+
+def _too_large(path: Path | str, what: str, got: str, max_bytes: int) -> str:
+    return (
+        f"The {what} {path} is too large: {got}; lsx reads at most {max_bytes:,} bytes of it. "
+        "Is it the right file? Restore the one lsx wrote, or remove it."
+    )
+
+
+def parse_json_bytes(
+    data: bytes, path: Path | str, what: str = "file", error: type[LsxError] = LsxError
+) -> Any:
+    """``json.loads`` of UTF-8 bytes; every way it can fail becomes ``error`` with a message.
+
+    RecursionError (a document nested thousands of levels deep) and ValueError (bad JSON, an
+    integer of more than 4300 digits) are the parse failures Python raises; MemoryError is left
+    alone: the byte cap before parsing is what keeps memory bounded.
+    """
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise error(f"The {what} {path} is not UTF-8 text ({err}); restore it.") from err
+    except RecursionError as err:
+        raise error(
+            f"The {what} {path} is nested too deeply to parse (more than "
+            f"~{sys.getrecursionlimit():,} levels); lsx never writes such files. Restore it."
+        ) from err
+    except ValueError as err:  # JSONDecodeError, and int("9" * 5000)'s digit limit
+        raise error(f"The {what} {path} is not valid JSON ({err}); restore it.") from err
+
+
+def read_json_capped(
+    path: Path | str, max_bytes: int, what: str = "file", error: type[LsxError] = LsxError
+) -> Any:
+    """Read and parse the JSON file ``path`` of at most ``max_bytes`` bytes.
+
+    Parameters
+    ----------
+    path : Path or str
+    max_bytes : int
+        Size cap, checked before anything is read (see :func:`read_bytes_capped`).
+    what : str
+        What to call the file in messages.
+    error : type of LsxError
+        The error class raised.
+
+    Returns
+    -------
+    object
+        The parsed JSON value (the caller checks its type).
+
+    Raises
+    ------
+    LsxError (or ``error``)
+        Missing, unreadable, not a regular file, too large, not UTF-8, not JSON, or nested too
+        deeply; the message names the file and says what to do.
+    """
+    return parse_json_bytes(read_bytes_capped(path, max_bytes, what, error), path, what, error)
 
 
 @contextlib.contextmanager
@@ -73,14 +249,40 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not Path(path).is_file():
+def read_jsonl(
+    path: Path,
+    *,
+    max_bytes: int = MAX_JSONL_BYTES,
+    max_line_bytes: int = MAX_JSONL_LINE_BYTES,
+) -> list[dict[str, Any]]:
+    """The JSON-object lines of ``path`` ([] if it does not exist).
+
+    Lines that are not JSON objects (a torn last line, a line longer than ``max_line_bytes``,
+    bad UTF-8) are skipped. A file longer than ``max_bytes`` is read from its end: the newest
+    ``max_bytes`` bytes, without the partial first line.
+
+    Raises
+    ------
+    LsxError
+        The path exists but is not a regular file, or cannot be read.
+    """
+    if not os.path.lexists(path):
         return []
+    data = read_bytes_capped(path, max_bytes, Path(path).name, tail=True)
+    lines = data.split(b"\n")
+    if len(data) == max_bytes and os.stat(path).st_size > max_bytes:
+        lines = lines[1:]  # started mid-line
     out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            out.append(json.loads(line))
-    return [r for r in out if isinstance(r, dict)]
+    for line in lines:
+        if not line.strip() or len(line) > max_line_bytes:
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # torn or corrupt line (UnicodeError is a ValueError)
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 # ------------------------------------------------------------------------------ the folder lock

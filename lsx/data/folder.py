@@ -26,10 +26,10 @@ import numpy as np
 from lsx.data.base import Dataset
 from lsx.data.datasets import stratified_split
 from lsx.data.images import (
-    MAX_BYTES,
     SOURCE_SIZE_KEY,
     decode_image,
     normalize_mode,
+    read_image_file,
     to_uint8,
 )
 from lsx.errors import DatasetError
@@ -196,15 +196,11 @@ def _read_class(paths: list[Path], root: Path, image_size: int) -> _ClassImages:
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             out.skipped.append(f"{name} is not a .png, .jpg, .jpeg or .webp file")
             continue
-        try:
-            if path.stat().st_size > MAX_BYTES:  # never read a huge file into memory
-                raise DatasetError(f"{name} is larger than {MAX_BYTES / 1e6:.0f} MB")
-            img = decode_image(path.read_bytes(), name=name, draft_size=(image_size,) * 2)
+        try:  # a regular file inside root only, read non-blocking with a byte cap
+            data = read_image_file(path, root=root, name=name)
+            img = decode_image(data, name=name, draft_size=(image_size,) * 2)
         except DatasetError as err:  # a bad file is skipped and reported
             out.skipped.append(_first_sentence(str(err)))
-            continue
-        except OSError as err:  # unreadable (permissions, vanished): also skipped and reported
-            out.skipped.append(f"{name} could not be read ({err.strerror or err})")
             continue
         out.sizes[img.info.get(SOURCE_SIZE_KEY, img.size)] += 1
         flat, conversion = normalize_mode(img)

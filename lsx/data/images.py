@@ -1,6 +1,6 @@
 """Safe image decoding and mode normalisation, shared by the folder loader and uploads.
 
-The order follows field-notes.md §C.2: byte cap -> ``Image.open`` with a format allowlist and
+The order: byte cap -> ``Image.open`` with a format allowlist and
 decompression-bomb warnings as errors -> lsx pixel cap from the header -> ``load()`` inside the
 try -> ``ImageOps.exif_transpose`` -> explicit mode normalisation -> resize. Every failure class is
 a :class:`~lsx.errors.DatasetError` with its own message.
@@ -11,16 +11,20 @@ product and clothes images are meant to be seen on a white page.
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from io import BytesIO
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lsx.errors import DatasetError
+from lsx.files import read_bytes_capped
 
 MAX_BYTES = 20_000_000  # 20 MB; a 40 MP JPEG is well below this
-MAX_PIXELS = 40_000_000  # lsx cap, far below Pillow's 89 MP warning (field-notes.md §C.2)
+MAX_PIXELS = 40_000_000  # lsx cap, far below Pillow's 89 MP warning
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")  # no TIFF, FITS, PSD, EPS, BMP, GIF
 UPLOAD_FORMATS = (*ALLOWED_FORMATS, "BMP")  # uploads on the Lookup page also take BMP
 ANIMATION_KEY = "lsx_n_frames"  # img.info key: frame count of an animation read as frame 1
@@ -42,6 +46,64 @@ _KNOWN_MAGIC = {
     b"%PDF": "PDF",
     b"\x00\x00\x01\x00": "ICO",
 }
+
+
+def read_image_file(
+    path: str | Path,
+    *,
+    root: str | Path | None = None,
+    name: str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> bytes:
+    """The bytes of an image file, read only if it is a regular file inside ``root``.
+
+    ``os.lstat`` first (links are not followed): a FIFO, a device, a socket or a folder is
+    refused, and so is a path that resolves outside ``root`` through a symbolic link (its own or
+    a parent folder's), or a link whose target is not a regular file. The file is then opened
+    non-blocking and read with ``max_bytes`` enforced while reading
+    (:func:`lsx.files.read_bytes_capped`), so a file that grows, or a link swapped for
+    ``/dev/zero`` after the check, cannot read forever.
+
+    Parameters
+    ----------
+    path : str or Path
+    root : str or Path or None
+        The folder that symbolic links must stay inside; None allows no link at all.
+    name : str or None
+        What to call the file in messages (default: the path).
+    max_bytes : int
+        Refuse files larger than this.
+
+    Raises
+    ------
+    DatasetError
+        Not a regular file, a link out of ``root``, too large, or unreadable; the message
+        starts with the name and says why.
+    """
+    path = Path(path)
+    name = name or str(path)
+    try:
+        info = os.lstat(path)
+        real = Path(os.path.realpath(path))  # through every link, the file's own or a folder's
+        if root is not None and not real.is_relative_to(os.path.realpath(root)):
+            raise DatasetError(
+                f"{name} is a link to {real}, outside the dataset folder. Copy the image into "
+                "the folder instead."
+            )
+        if stat.S_ISLNK(info.st_mode):
+            if root is None:
+                raise DatasetError(f"{name} is a symbolic link; pass the image file itself.")
+            info = os.stat(real)
+    except OSError as err:  # vanished, no permission, a broken link
+        raise DatasetError(f"{name} could not be read ({err.strerror or err}).") from err
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+        raise DatasetError(
+            f"{name} is {kind}, not a regular file. Only image files are read; remove it."
+        )
+    if info.st_size > max_bytes:  # never read a huge file into memory
+        raise DatasetError(f"{name} is larger than {max_bytes / 1e6:.0f} MB")
+    return read_bytes_capped(path, max_bytes, name, DatasetError)
 
 
 def decode_image(

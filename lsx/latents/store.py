@@ -24,7 +24,6 @@ says what to do. The arrays it returns are read-only memory maps (``mmap_mode="r
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,9 +35,13 @@ import numpy as np
 
 from lsx.data.lazy import SPLITS
 from lsx.errors import ConfigError, DatasetError, LsxError
+from lsx.files import read_json_capped
 
 STORES_DIR = "stores"
 MANIFEST_NAME = "manifest.json"
+# A manifest is a few KB plus the source's label names (a 100,000-class vocabulary of ~20-byte
+# names is ~2 MB); a larger file is not one lsx wrote and is refused before it is parsed.
+MAX_MANIFEST_BYTES = 16_000_000
 FORMAT_VERSION = 1
 # Fields that identify what a store holds; any difference makes it stale.
 _IDENTITY = ("format_version", "checkpoint_sha", "model_kind", "latent_shape", "source", "split")
@@ -173,11 +176,11 @@ def _read_manifest(store_dir: Path) -> dict[str, Any]:
             "`python -m lsx encode --run RUN --data SPEC`."
         )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        manifest = read_json_capped(path, MAX_MANIFEST_BYTES, MANIFEST_NAME, DatasetError)
+    except DatasetError as err:  # missing, not a regular file, too large, not JSON, too deep
         raise DatasetError(
-            f"{path} is unreadable ({type(err).__name__}: {err}). Run `python -m lsx encode` "
-            "again: it recomputes the store."
+            f"{path} is unreadable: {err} Run `python -m lsx encode` again: it recomputes the "
+            "store."
         ) from err
     needed = (*_IDENTITY, "rows_done", "complete")
     if not isinstance(manifest, dict) or any(k not in manifest for k in needed):

@@ -205,3 +205,51 @@ def test_folder_spec_without_path_is_a_config_error():
 def test_load_dataset_missing_folder_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match=r"does not exist"):
         load_dataset(f"folder:{tmp_path / 'missing'}")
+
+
+_LOAD_SCRIPT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))  # a regression fails, not swaps
+from lsx.data.folder import load_folder
+ds = load_folder(sys.argv[1], image_size=8)
+print(len(ds.x_train) + len(ds.x_test))
+print("\\n".join(ds.notes))
+"""
+
+
+def test_fifo_dev_zero_and_links_out_of_the_folder_are_skipped_with_a_note(tmp_path):
+    """A FIFO named p.png used to block for good, a z.png -> /dev/zero link to read forever."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "data"
+    _three_classes(root, n=3)
+    os.mkfifo(root / "cats" / "p.png")
+    (root / "cats" / "z.png").symlink_to("/dev/zero")
+    _grey(90).save(tmp_path / "outside.png")
+    (root / "birds" / "out.png").symlink_to(tmp_path / "outside.png")
+    (root / "birds" / "in.png").symlink_to(root / "apes" / "img0.png")  # inside: read
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_SCRIPT, str(root)],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:  # unblock a regressed reader, if any is left
+        try:
+            os.close(os.open(root / "cats" / "p.png", os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, notes = done.stdout.split("\n", 1)
+    assert int(count) == 10  # 9 images + the link inside the folder
+    assert "3 files skipped" in notes
+    assert "cats/p.png is a FIFO, not a regular file" in notes
+    assert "cats/z.png is a link to /dev/zero, outside the dataset folder" in notes
+    assert f"birds/out.png is a link to {tmp_path.resolve() / 'outside.png'}, outside" in notes

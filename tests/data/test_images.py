@@ -203,3 +203,92 @@ def test_resize_batch():
     assert y.dtype == np.float32
     assert abs(y.mean() - x.mean()) < 0.02
     assert resize_batch(x, 8) is x
+
+
+# ------------------------------------------------------------------------------ reading from a path
+
+
+def _within(seconds: float, fn):
+    """``fn()`` (or the exception it raised) in a thread; fail instead of hanging the suite."""
+    import threading
+
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["out"] = fn()
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            box["out"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    return box["out"]
+
+
+def _release_fifo(path) -> None:
+    """A writer that opens and closes gives a (regressed) blocked reader EOF."""
+    import os
+
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+def test_read_image_file_refuses_a_fifo_without_blocking(tmp_path):
+    import os
+
+    from lsx.data.images import read_image_file
+
+    os.mkfifo(tmp_path / "p.png")
+    try:
+        err = _within(10, lambda: read_image_file(tmp_path / "p.png", root=tmp_path, name="p.png"))
+    finally:
+        _release_fifo(tmp_path / "p.png")
+    assert isinstance(err, DatasetError)
+    assert str(err).startswith("p.png is a FIFO, not a regular file")
+
+
+def test_read_image_file_refuses_links_out_of_the_folder_and_devices(tmp_path):
+    from lsx.data.images import read_image_file
+
+    root = tmp_path / "data"
+    root.mkdir()
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(_encode(_gradient()))
+    (root / "z.png").symlink_to("/dev/zero")
+    (root / "out.png").symlink_to(outside)
+    (root / "real.png").write_bytes(_encode(_gradient()))
+    (root / "in.png").symlink_to(root / "real.png")
+    for name, message in [("z.png", "outside the dataset folder"), ("out.png", "outside the")]:
+        err = _within(10, lambda n=name: read_image_file(root / n, root=root, name=n))
+        assert isinstance(err, DatasetError)
+        assert message in str(err)
+    assert read_image_file(root / "in.png", root=root) == outside.read_bytes()  # a link inside
+    with pytest.raises(DatasetError, match="is a symbolic link; pass the image file itself"):
+        read_image_file(root / "in.png")  # no root: no link at all
+    err = _within(10, lambda: read_image_file("/dev/zero", root="/dev", name="zero"))
+    assert isinstance(err, DatasetError)
+    assert "zero is a device or socket, not a regular file" in str(err)
+
+
+def test_read_image_file_enforces_the_byte_cap_while_reading(tmp_path, monkeypatch):
+    import os
+
+    from lsx.data.images import read_image_file
+
+    path = tmp_path / "a.png"
+    path.write_bytes(b"x" * 5000)
+    with pytest.raises(DatasetError, match="a.png is larger than"):
+        read_image_file(path, root=tmp_path, name="a.png", max_bytes=4000)
+    real_lstat, real_fstat = os.lstat, os.fstat
+
+    def small(st: os.stat_result) -> os.stat_result:  # says 10 bytes: grew after the check
+        return os.stat_result((*st[:6], 10, *st[7:]))
+
+    monkeypatch.setattr(os, "lstat", lambda p: small(real_lstat(p)))
+    monkeypatch.setattr(os, "fstat", lambda fd: small(real_fstat(fd)))
+    with pytest.raises(DatasetError, match="too large: more bytes than its size said"):
+        read_image_file(path, root=tmp_path, name="a.png", max_bytes=4000)
