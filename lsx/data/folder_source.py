@@ -110,14 +110,12 @@ class FolderSource(ImageSource):
 
     def _pixels(self, i: int) -> np.ndarray:
         """uint8 (s, s) or (s, s, 3) of row ``i``, decoded like lsx.data.folder does."""
-        from lsx.data.images import MAX_BYTES, decode_image, normalize_mode, to_uint8
+        from lsx.data.images import decode_image, normalize_mode, read_image_file, to_uint8
 
         name = self.files[i]
-        path = self.root / name
-        try:
-            if path.stat().st_size > MAX_BYTES:
-                raise DatasetError(f"{name} is larger than {MAX_BYTES / 1e6:.0f} MB")
-            img = decode_image(path.read_bytes(), name=name, draft_size=(self.image_size,) * 2)
+        try:  # regular files inside the folder only, read non-blocking with a byte cap
+            data = read_image_file(self.root / name, root=self.root, name=name)
+            img = decode_image(data, name=name, draft_size=(self.image_size,) * 2)
         except DatasetError as err:
             raise DatasetError(
                 f"{self.root}: row {i} cannot be used: {err} Remove or replace that file and run "

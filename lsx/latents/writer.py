@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import shutil
 import time
@@ -236,7 +235,7 @@ def encode_to_store(
             _fresh(store_dir, identity, source, rows)
             done, seconds, created = 0, 0.0, _now()
         else:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+            old = _read_manifest(store_dir)  # size-capped and checked, as every manifest read
             batch_size = old_batch or batch_size
             seconds, created = float(old.get("seconds", 0.0)), old.get("created", _now())
         manifest = {

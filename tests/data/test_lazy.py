@@ -263,3 +263,32 @@ def test_torch_dataset_items_and_bad_indices():
     assert int(y) == int(src.y[1])
     with pytest.raises(DataShapeError):
         torch_dataset(src, np.array([len(src)]))
+
+
+def test_lazy_folder_never_blocks_on_a_file_swapped_for_a_fifo_or_a_device_link(tmp_path):
+    # listed as a PNG, then replaced: reading it must fail at once, never block or read forever
+    import os
+    import threading
+
+    root = _write_folder(tmp_path / "imgs")
+    src = open_source(f"folder:{root}")
+    fifo, link = src.files[0], src.files[1]
+    os.remove(root / fifo)
+    os.mkfifo(root / fifo)
+    os.remove(root / link)
+    os.symlink("/dev/zero", root / link)
+    outcome: dict[str, BaseException | None] = {}
+
+    def read(row: int) -> None:
+        try:
+            src.read(np.array([row]))
+            outcome[row] = None
+        except BaseException as err:  # noqa: BLE001 - recorded for the assertion below
+            outcome[row] = err
+
+    for row in (0, 1):
+        worker = threading.Thread(target=read, args=(row,), daemon=True)
+        worker.start()
+        worker.join(timeout=20)
+        assert not worker.is_alive(), f"reading row {row} blocked"
+        assert isinstance(outcome[row], DatasetError), outcome[row]
