@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "train": "lsx.commands.train",
     "consistency-experiment": "lsx.experiments.consistency",
     "encode": "lsx.commands.encode",
+    "eval": "lsx.commands.eval",
     "manifold-experiment": "lsx.experiments.manifold",
     "search": "lsx.search",
     "synth-npy": "lsx.commands.synth",

@@ -20,9 +20,9 @@ from lsx.analysis import manifold as mf
 from lsx.app import cache, state
 from lsx.checkpoint import RunInfo
 from lsx.errors import ConfigError
-from lsx.models import MODELS, kinds_with
+from lsx.models import MODELS, display_label, kinds_with
 
-KIND_LABELS = {kind: MODELS[kind].label for kind in kinds_with("manifold")}  # CAE, DAE, VAE
+KIND_LABELS = {kind: MODELS[kind].label for kind in kinds_with("manifold")}  # AE, DAE, VAE
 MAX_RUNS = 3
 N_IMAGES = (50, 1000)  # range of the "images" input: the test split is capped at 1,000 for speed
 RTOLS = ("auto", "1e-6", "1e-4", "1e-2")
@@ -67,8 +67,10 @@ METHOD_NOTE = """
 
 
 def run_label(info: RunInfo) -> str:
-    """``"CAE · demo-ae-spatial-mnist5k"``: the model family the paper names, then the run."""
-    return f"{KIND_LABELS.get(info.kind, info.kind.upper())} · {info.name}"
+    """``"CAE · demo-ae-spatial-mnist5k"``: the run's model family, then the run. An ``ae`` is
+    "CAE" only when its network is convolutional; the MLP of tiny inputs is "AE"
+    (:func:`lsx.models.display_label`)."""
+    return f"{display_label(info.config)} · {info.name}"
 
 
 def default_runs(runs: Sequence[RunInfo], current: str | None) -> list[str]:
@@ -124,8 +126,8 @@ def pick_runs() -> list[RunInfo]:
             max_selections=MAX_RUNS,
             format_func=lambda d: f"{run_label(by_dir[d])} ({by_dir[d].dataset})",
             on_change=_sync_runs,
-            help="CAE (ae), DAE (dae) and VAE (vae) with a spatial latent, side by side. A run "
-            "with a vector latent gets the analyses that apply to it.",
+            help="CAE (a convolutional ae), DAE (dae) and VAE (vae) with a spatial latent, side "
+            "by side. A run with a vector latent gets the analyses that apply to it.",
         )
     return [by_dir[d] for d in st.session_state[state.MF_RUNS_WIDGET]]
 

@@ -33,7 +33,10 @@ class ModelSpec:
     summary : str
         One line, shown next to the kind in the app and the CLI.
     label : str
-        Display name (the model family as papers write it: "CAE", "SC-VAE").
+        Display name (the model family as papers write it: "AE", "SC-VAE").
+    conv_label : str
+        The name when the run's network is convolutional (``config.resolved_arch == "conv"``),
+        e.g. "CAE" for a plain autoencoder; "" = always ``label``. Use :func:`display_label`.
     has_posterior : bool
         The module has ``posterior(x) -> (mu, logvar)``, a Gaussian q(z|x) (the VAE family).
     dictionary : str
@@ -56,6 +59,7 @@ class ModelSpec:
     module_cls: type[nn.Module]
     summary: str
     label: str
+    conv_label: str = ""
     has_posterior: bool = False
     dictionary: str = ""
     sparse_codes: bool = False
@@ -75,7 +79,8 @@ MODELS: dict[str, ModelSpec] = {
         AEConfig,
         AE,
         "autoencoder (convolutional; MLP for tiny inputs)",
-        label="CAE",
+        label="AE",
+        conv_label="CAE",
         manifold=True,
     ),
     "dae": ModelSpec(
@@ -151,6 +156,14 @@ def kinds_with(capability: str) -> tuple[str, ...]:
     return tuple(kind for kind, spec in MODELS.items() if getattr(spec, capability))
 
 
+def display_label(config: ModelConfig) -> str:
+    """The name of a run's model family: ``conv_label`` when its network is convolutional
+    ("CAE" for an ``ae`` on 28x28 images), else ``label`` ("AE" for the MLP of 8x8 digits)."""
+    spec = spec_for(config.kind)
+    conv = getattr(config, "resolved_arch", None) == "conv"
+    return spec.conv_label if conv and spec.conv_label else spec.label
+
+
 def spec_for(kind: str) -> ModelSpec:
     """The registry entry of ``kind``; a ConfigError naming the known kinds for any other."""
     if kind not in MODELS:
@@ -193,6 +206,7 @@ __all__ = [
     "build_model",
     "config_from_json_dict",
     "dataset_fields",
+    "display_label",
     "kinds_with",
     "make_config",
     "spec_for",

@@ -124,6 +124,18 @@ def test_vector_latent_gets_the_analyses_that_apply(monkeypatch, root):
     assert at.dataframe[1].value["latent_numel"].tolist() == [3]
 
 
+def test_a_plain_mlp_ae_is_called_ae_not_cae(monkeypatch, tmp_path):
+    # 8x8 digits with arch "auto": the ae is an MLP, so the paper's "CAE" would be wrong
+    make_run(tmp_path, "tiny-ae-vector", "ae", False)
+    at = page(monkeypatch, tmp_path, **{state.MF_RUNS: [str(tmp_path / "tiny-ae-vector")]})
+    assert not at.exception
+    options = at.multiselect[0].options
+    assert options == ["AE · tiny-ae-vector (digits)"]
+    at.toggle(key=state.MF_DESCRIPTORS).set_value(True).run(timeout=TIMEOUT)
+    assert not at.exception
+    assert at.dataframe[-1].value["model"].tolist() == ["AE · tiny-ae-vector"]
+
+
 def test_bad_levels_broken_runs_and_missing_data_are_messages(monkeypatch, root, tmp_path):
     runs = [str(root / "tiny-ae-spatial")]
     at = page(monkeypatch, root, **{state.MF_RUNS: runs, state.MF_LEVELS: "0, 0.1, 2"})

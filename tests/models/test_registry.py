@@ -12,7 +12,15 @@ import torch
 from lsx.analysis.atoms import has_atoms, has_codebook
 from lsx.config import TrainConfig, bound_value
 from lsx.errors import ConfigError
-from lsx.models import CAPABILITIES, MODELS, build_model, kinds_with, make_config, spec_for
+from lsx.models import (
+    CAPABILITIES,
+    MODELS,
+    build_model,
+    display_label,
+    kinds_with,
+    make_config,
+    spec_for,
+)
 
 KINDS = sorted(MODELS)
 
@@ -92,11 +100,27 @@ def test_partners_are_symmetric_registered_dictionary_kinds():
 
 def test_manifold_kinds_are_the_papers_three_in_order():
     assert {k: MODELS[k].label for k in kinds_with("manifold")} == {
-        "ae": "CAE",
+        "ae": "AE",
         "dae": "DAE",
         "vae": "VAE",
     }
     assert list(kinds_with("manifold")) == ["ae", "dae", "vae"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "shape", "arch", "expected"),
+    [
+        ("ae", (1, 8, 8), "auto", "AE"),  # 8x8 digits: an MLP, not a convolutional AE
+        ("ae", (1, 28, 28), "auto", "CAE"),  # the paper's convolutional AE
+        ("ae", (1, 28, 28), "mlp", "AE"),
+        ("vae", (1, 28, 28), "auto", "VAE"),  # no conv_label: always its label
+        ("vae", (1, 8, 8), "auto", "VAE"),
+    ],
+)
+def test_display_label_says_cae_only_for_a_convolutional_network(kind, shape, arch, expected):
+    config = make_config(kind, input_shape=shape, arch=arch)
+    assert display_label(config) == expected
+    assert all(not s.conv_label or s.conv_label != s.label for s in MODELS.values())
 
 
 def test_kinds_with_answers_every_capability_and_refuses_others():
@@ -112,7 +136,7 @@ def test_the_app_tables_come_from_the_registry():
     from lsx.app.atoms import PARTNER
     from lsx.app.manifold import KIND_LABELS
 
-    assert KIND_LABELS == {"ae": "CAE", "dae": "DAE", "vae": "VAE"}
+    assert KIND_LABELS == {"ae": "AE", "dae": "DAE", "vae": "VAE"}
     assert PARTNER == {"scvae": "vqvae", "vqvae": "scvae"}
 
 
