@@ -1,8 +1,8 @@
 """Large datasets: encode a dataset too big for memory into a latent store, streamed to disk.
 
 A store holds one latent vector per image (memory-mapped ``.npy`` files, never loaded whole); the
-Latent map opens it through its Source choice, with projection and rendering tiers for 10^5 to
-10^6 points. The encode runs in the background; stopping it keeps the rows so far.
+Latent map opens it through its sidebar choice **Map of**, with projection and rendering tiers
+for 10^5 to 10^6 points. The encode runs in the background; stopping it keeps the rows so far.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ st.markdown(
     "Encode a dataset with this run into a **latent store**: the images are read in batches "
     "(lazily from a `.npy` file or an image folder), each batch is encoded and written to disk, "
     "so a million images need no more memory than one batch. Then open the store on the "
-    "**Latent map** (sidebar *Source*). From a terminal: "
+    "**Latent map** (sidebar: **Map of**). From a terminal: "
     f"`python -m lsx encode --run {run_dir} --data npy:/path/images.npy`."
 )
 

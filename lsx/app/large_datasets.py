@@ -170,7 +170,7 @@ def store_rows(run_dir: str | Path) -> list[dict[str, Any]]:
                     "points": e.n,
                     "dims": e.dim,
                     "MB on disk": round(_size_mb(Path(e.path)), 1),
-                    "status": "ready: open it on the Latent map (Source)",
+                    "status": "ready: open it on the Latent map (sidebar: Map of)",
                 }
             )
         else:

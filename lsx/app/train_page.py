@@ -206,7 +206,10 @@ def run_chooser() -> str | None:
     if mine is not None and Path(mine).name not in names and Path(mine).parent == root:
         names.insert(0, Path(mine).name)
     if not names:
-        st.caption("No run in progress. Start one above; it keeps running if you leave the page.")
+        st.caption(
+            "No run in progress. Start one under **New run** below; it keeps running if you "
+            "leave the page."
+        )
         return None
     index = names.index(Path(mine).name) if mine is not None and Path(mine).name in names else 0
     name = st.selectbox("Run", names, index=index, help="Runs in progress or incomplete.")
@@ -250,14 +253,19 @@ def _poll_snapshots(run_dir: str) -> None:
 def _render(view: JobView) -> None:
     name = view.run_dir.name
     st.markdown(f"**{name}** · {HEADLINES[view.state]}")
-    st.progress(view.fraction, text=view.progress_text() if view.epochs else "starting …")
+    if not view.done:  # a finished job gets the green box below, not a full (red) bar
+        st.progress(view.fraction, text=view.progress_text() if view.epochs else "starting …")
     if view.active:
         st.button(
             "Cancel", key=f"tr_cancel_{name}", on_click=cancel_job, args=(view.run_dir,),
             disabled=view.state == "stopping", help="SIGTERM: save a checkpoint and stop.",
         )  # fmt: skip
     elif view.done:
-        st.success(f"{view.message or 'Done'}. The run is in the checkpoint picker (sidebar).")
+        st.success(
+            f"{view.message or 'Done'} ({view.progress_text()}). The run is in the checkpoint "
+            "picker (sidebar).",
+            icon=":material/check_circle:",
+        )
     elif view.state == "stopped":
         st.warning(
             f"Stopped at epoch {view.epoch}/{view.epochs}: the last good checkpoint is kept but "
@@ -268,7 +276,10 @@ def _render(view: JobView) -> None:
     if view.resumable:
         _resume_controls(view)
     history = read_jsonl(view.run_dir / METRICS_NAME)
-    st.plotly_chart(loss_curves(history))
+    if not history:  # no empty placeholder chart: say when the curves will appear
+        st.caption("No epoch has finished yet: the loss curves appear after the first one.")
+    else:
+        st.plotly_chart(loss_curves(history))
     metrics = metric_curves(history)
     if metrics is not None:
         with st.expander("Other metrics per epoch"):

@@ -18,6 +18,12 @@ from lsx.viz.latent import palette
 
 SPLIT_COLORS = {"train": "#1f77b4", "test": "#ff7f0e"}
 HEIGHT = 300
+TOP_PX = 80  # legend (top left) and Plotly's toolbar (top right) sit above the panel titles
+ROW_GAP_PX = 90  # between rows: the x-axis title of one row and the panel titles of the next
+# panel titles of loss terms whose key reads like something else (metrics.jsonl keys unchanged)
+TERM_TITLES = {
+    "in_sphere": "in_sphere: share inside own sphere (not accuracy)",
+}
 
 
 def _numeric(record: Mapping[str, Any], key: str) -> float | None:
@@ -61,14 +67,20 @@ def other_metrics(history: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _grid(n: int, titles: Sequence[str]) -> go.Figure:
+    """Panels in rows of 3; the legend on its own line at the top left of the figure (container
+    coordinates), clear of the panel titles and of the toolbar at the top right."""
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.08)
+    height = HEIGHT * rows + TOP_PX
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.08,
+        vertical_spacing=min(0.5, ROW_GAP_PX / (height - TOP_PX)) if rows > 1 else 0.0,
+    )  # fmt: skip
     fig.update_layout(
         template="plotly_white",
-        height=HEIGHT * rows,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", y=1.08, x=0),
+        height=height,
+        margin=dict(l=10, r=10, t=TOP_PX, b=10),
+        legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="top", yref="container"),
     )
     return fig
 
@@ -87,7 +99,7 @@ def loss_curves(history: Sequence[Mapping[str, Any]]) -> go.Figure:
         Empty panels titled "no epoch finished yet" when ``history`` is empty.
     """
     terms = loss_terms(history) or ["loss"]
-    fig = _grid(len(terms), terms)
+    fig = _grid(len(terms), [TERM_TITLES.get(t, t) for t in terms])
     epochs = [r.get("epoch") for r in history]
     for i, term in enumerate(terms):
         for split, color in SPLIT_COLORS.items():

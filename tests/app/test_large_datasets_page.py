@@ -62,6 +62,13 @@ def test_encode_from_the_app_lists_the_store(monkeypatch, tmp_path):
     assert list(table["points"]) == [1797]
     assert "ready" in table["status"][0]
     assert not at.exception
+    # the page names the Latent map control the user must look for by its real label
+    lm = AppTest.from_file(str(Path(PAGE).parent / "2_latent_map.py"), default_timeout=60)
+    lm.session_state[state.RUN_DIR] = str(run_dir)
+    lm.run(timeout=60)
+    source = next(s for s in lm.sidebar.selectbox if s.key == state.LM_SOURCE)
+    assert f"sidebar: {source.label})" in table["status"][0]
+    assert any(f"(sidebar: **{source.label}**)" in m.value for m in at.markdown)
 
 
 def test_bad_specs_get_messages_and_the_page_keeps_serving(monkeypatch, tmp_path):

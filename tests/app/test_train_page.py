@@ -57,6 +57,9 @@ def test_empty_state_draws_the_form_of_every_kind_from_its_config(monkeypatch, t
     at = page(monkeypatch, tmp_path)
     assert not at.exception
     assert any("No run in progress" in c.value for c in at.caption)
+    # the form it points at is below the Progress section, and is named
+    assert any("Start one under **New run** below" in c.value for c in at.caption)
+    assert [h.value for h in at.subheader][:2] == ["Progress", "New run"]
     ds = load_dataset("digits")
     for kind in MODELS:
         at.selectbox(key=state.TR_KIND).set_value(kind).run(timeout=120)
@@ -138,7 +141,9 @@ def completed_run(root: Path) -> Path:
     return run
 
 
-def test_a_completed_job_shows_100_percent_and_becomes_the_chosen_checkpoint(monkeypatch, tmp_path):
+def test_a_completed_job_shows_a_green_done_box_and_becomes_the_chosen_checkpoint(
+    monkeypatch, tmp_path
+):
     run = completed_run(tmp_path)
     monkeypatch.setenv(state.CHECKPOINTS_ENV, str(tmp_path))
     monkeypatch.setenv(THREADS_ENV, "1")
@@ -146,14 +151,20 @@ def test_a_completed_job_shows_100_percent_and_becomes_the_chosen_checkpoint(mon
     at.session_state[state.TR_RUN] = str(run)
     at.run(timeout=120)
     assert not at.exception
-    bar = at.get("progress")[0]
-    assert bar.value == 100  # percent
-    assert "epoch 2/2" in bar.proto.text
-    assert any("The run is in the checkpoint picker" in s.value for s in at.success)
+    assert not at.get("progress")  # a full bar is drawn in the theme's (red) primary colour
+    done = [s.value for s in at.success if "The run is in the checkpoint picker" in s.value]
+    assert len(done) == 1
+    assert "epoch 2/2" in done[0]
     assert at.session_state[state.RUN_DIR] == str(run)  # chosen in the sidebar at once
     assert at.sidebar.selectbox(key=state.RUN_PICKER).value == str(run)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert [a["text"] for a in charts[0]["layout"]["annotations"]] == ["loss", "recon"]
+    layout = charts[0]["layout"]  # legend, toolbar and panel titles do not overlap:
+    assert layout["legend"]["yref"] == "container"  # the legend on its own line at the top
+    assert layout["legend"]["yanchor"] == "top"
+    assert layout["legend"]["y"] == 1
+    assert layout["margin"]["t"] >= 70  # room for the legend and toolbar above the titles
+    assert all(a["y"] <= 1.0 + 1e-9 for a in layout["annotations"])  # titles stay below
     snapshot = charts[-1]
     assert [f["name"] for f in snapshot["frames"]] == ["epoch 0", "epoch 1", "epoch 2"]
     assert snapshot["layout"]["sliders"][0]["active"] == 2
@@ -183,6 +194,9 @@ def test_a_crashed_run_shows_its_error_and_a_stopped_one_offers_resume(monkeypat
     assert run_box.options == ["crashed", "stopped"]
     assert any(e.value == "The training process crashed: KeyError: 'x'." for e in at.error)
     assert any("KeyError: 'x'" in c.value for c in at.code)  # the log panel
+    # no epoch finished: no empty placeholder chart, a line that says when curves appear
+    assert not at.get("plotly_chart")
+    assert any("No epoch has finished yet" in c.value for c in at.caption)
     run_box.set_value("stopped").run(timeout=120)
     assert not at.exception
     assert any("Stopped at epoch 3/9" in w.value for w in at.warning)
