@@ -1,9 +1,10 @@
 """Compare: how do two checkpoints' latent spaces differ, in numbers and on one aligned map?
 
 Both checkpoints encode the same samples. Numbers: per-point kNN Jaccard (which neighbourhoods
-changed), linear CKA, Procrustes disparity, per-class centroid drift, and every final metric of
-both runs with differences. Select points in either map to highlight them in both and see their
-inputs beside both reconstructions.
+changed), linear CKA, Procrustes disparity, per-class centroid drift, reconstruction in common
+units (MSE, PSNR) on the same samples, and both runs' final training metrics, subtracted only where
+they share a unit. Select points in either map to highlight them in both and see their inputs
+beside both reconstructions.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ st.plotly_chart(
     fig, key=state.CMP_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
 )
 st.caption(
-    f"{frame.method.upper()} of each latent space; B rotated, scaled and shifted onto A "
-    f"(map Procrustes disparity {frame.map_disparity:.3f}). Box or lasso in either map: the "
-    "same samples light up in both."
+    f"{frame.method.upper()} of each latent space. Both maps are standardised (centred, scaled "
+    "to unit RMS distance from the centre), then B is rotated onto A (map Procrustes disparity "
+    f"{frame.map_disparity:.3f}), so both fill their panels whatever the two latent scales. Box "
+    "or lasso in either map: the same samples light up in both."
 )
 compare.manifests(frame, (info_a.name, info_b.name))
 
@@ -79,6 +81,17 @@ with right:
     st.plotly_chart(drift_bars(classes, frame.drift.drift, jaccards))
     st.dataframe(rows, hide_index=True)
 
+st.subheader("Reconstruction on the same samples")
+st.dataframe(compare.reconstruction_rows(frame), hide_index=True)
+st.caption(
+    f"decode(encode(x)) of the {len(frame.ids):,} compared samples by each checkpoint, in units "
+    "every kind shares: mean per-pixel MSE (lower is better) and mean PSNR (higher is better)."
+)
 st.subheader("Model cards and final metrics")
 st.dataframe(compare.card_rows(info_a, info_b), hide_index=True)
 st.dataframe(compare.metric_rows(info_a, info_b), hide_index=True)
+st.caption(
+    "Each run's last training record. B − A is given only where both runs log the metric in the "
+    "same unit: a VAE's loss terms are in nats, an AE's in per-pixel MSE, and each kind's loss "
+    "is its own objective ('comparable' says why not). Compare reconstruction in the table above."
+)

@@ -9,7 +9,8 @@ must be the same sample.
 - :func:`linear_cka`: linear centred kernel alignment (Kornblith et al., ICML 2019): invariant to
   orthogonal transforms, isotropic scaling and translation; 1 for the same geometry.
 - :func:`procrustes_align`: orthogonal Procrustes with isotropic scale and translation (Schönemann
-  1966), used to put B's projection in A's frame and to measure the Procrustes disparity.
+  1966), used to measure the Procrustes disparity; :func:`align_maps` standardises two 2-D maps
+  and rotates B's onto A's, so both keep the same spread (the Compare page's maps).
 - :func:`centroid_drift`: per-class centroid displacement after that alignment.
 - :func:`align_sequence`: 2-D maps of a sequence of latent snapshots (training epochs), each
   rotated onto the previous one so clusters do not spin or flip between frames.
@@ -198,6 +199,49 @@ def procrustes_align(source: np.ndarray, target: np.ndarray) -> ProcrustesFit:
     disparity = float(max(0.0, 1.0 - (sigma.sum() / (ns * nt)) ** 2))
     aligned = scale * s0 @ rotation + tgt_mean
     return ProcrustesFit(aligned, rotation, scale, disparity)
+
+
+@dataclass(frozen=True, eq=False)
+class MapAlignment:
+    """Two maps of the same samples in one frame, each standardised (:func:`align_maps`).
+
+    Attributes
+    ----------
+    target : ndarray of shape (n_samples, width)
+        The target map, centred and scaled to unit RMS distance from its centre.
+    aligned : ndarray of shape (n_samples, width)
+        The source map, centred, scaled to unit RMS distance and rotated (or reflected) onto the
+        target: the same spread as ``target`` whatever the two maps' own scales.
+    disparity : float in [0, 1]
+        As :attr:`ProcrustesFit.disparity`.
+    """
+
+    target: np.ndarray
+    aligned: np.ndarray
+    disparity: float
+
+
+def align_maps(source: np.ndarray, target: np.ndarray) -> MapAlignment:
+    """Standardise both maps, then rotate (or reflect) ``source`` onto ``target``; no scale fit.
+
+    The least-squares Procrustes scale (:func:`procrustes_align`) shrinks the source by the
+    correlation of the two shapes: two latent spaces that agree little (a VAE and an SAE) leave
+    the aligned map a small blob in the middle of the target's. Here each map is centred and
+    scaled to unit RMS distance from its centre first, so both fill a panel of the same size.
+
+    Parameters
+    ----------
+    source, target : ndarrays of shape (n_samples, d_s) and (n_samples, d_t)
+
+    Returns
+    -------
+    MapAlignment
+    """
+    src, tgt = _pair(source, target)
+    width = max(src.shape[1], tgt.shape[1])
+    a, b = _pad(_standardise(tgt), width), _pad(_standardise(src), width)
+    fit = procrustes_align(b, a)
+    return MapAlignment(a, b @ fit.rotation, fit.disparity)
 
 
 @dataclass(frozen=True, eq=False)

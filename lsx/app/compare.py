@@ -5,7 +5,6 @@ cached encodings, numbers and maps are computed in :mod:`lsx.app.compare_frame`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from lsx.analysis import PROJECTIONS
+from lsx.analysis import PROJECTIONS, compare_metrics
 from lsx.app import state, widgets
 from lsx.app.compare_frame import CompareFrame, DataChoice, gallery
 from lsx.checkpoint import RunInfo
@@ -157,11 +156,6 @@ def controls() -> Settings:
 # ------------------------------------------------------------------------------ tables
 
 
-def _num(value: Any) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok and math.isfinite(value) else None
-
-
 def card_rows(info_a: RunInfo, info_b: RunInfo) -> list[dict[str, str]]:
     """The two model cards as rows: field, A, B, same/differs."""
     a, b = widgets.card_fields(info_a), widgets.card_fields(info_b)
@@ -173,19 +167,18 @@ def card_rows(info_a: RunInfo, info_b: RunInfo) -> list[dict[str, str]]:
 
 
 def metric_rows(info_a: RunInfo, info_b: RunInfo) -> list[dict[str, Any]]:
-    """Every final metric of either run (its ``metrics.jsonl`` last record): A, B, B − A and the
-    relative change; a metric only one run has gets None on the other side."""
-    keys = list(info_a.final_metrics)
-    keys += [k for k in info_b.final_metrics if k not in keys]
-    rows = []
-    for key in keys:
-        va, vb = _num(info_a.final_metrics.get(key)), _num(info_b.final_metrics.get(key))
-        if va is None and vb is None:
-            continue
-        diff = vb - va if va is not None and vb is not None else None
-        rel = diff / abs(va) if diff is not None and va else None
-        rows.append({"metric": key, "A": va, "B": vb, "B − A": diff, "change": rel})
-    return rows
+    """Every final metric of either run (its ``metrics.jsonl`` last record): A, B, and B − A and
+    the relative change only where both log it in the same unit (a VAE's ``recon`` is in nats,
+    an AE's is a per-pixel MSE: :func:`lsx.analysis.compare_metrics.metric_rows`)."""
+    same_data = _recorded(info_a) == _recorded(info_b)
+    return compare_metrics.metric_rows(
+        info_a.final_metrics, info_b.final_metrics, info_a.kind, info_b.kind, same_data=same_data
+    )
+
+
+def reconstruction_rows(frame: CompareFrame) -> list[dict[str, Any]]:
+    """Per-pixel MSE and PSNR of both checkpoints on the compared samples (common units)."""
+    return compare_metrics.reconstruction_rows(frame.err_a, frame.err_b)
 
 
 def drift_rows(frame: CompareFrame) -> list[dict[str, Any]]:

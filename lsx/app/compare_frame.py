@@ -5,10 +5,11 @@ reconstructions. The page's widgets, tables and rendering are :mod:`lsx.app.comp
 Both checkpoints encode the SAME samples: every image of the chosen dataset (train then test), or
 a per-class sample of ``cap`` of them (seed 0). Encodings go through :mod:`lsx.cache`, so they
 share the on-disk cache of the Latent map page (same checkpoint, data hash and split = same
-entry). B's 2-D map is Procrustes-aligned onto A's (rotation or reflection, isotropic scale,
-translation), so both panels use one frame. UMAP and t-SNE maps that are not on disk yet are
-fitted in the app's one background worker (:func:`lsx.app.cache.projection_jobs`); the page shows
-the PCA comparison meanwhile and switches by itself (:func:`pending`,
+entry). Both 2-D maps are standardised (centred, unit RMS distance from the centre) and B's is
+rotated or reflected onto A's (:func:`lsx.analysis.compare.align_maps`), so both panels use one
+frame and have the same spread whatever the two latent scales. UMAP and t-SNE maps that are not
+on disk yet are fitted in the app's one background worker (:func:`lsx.app.cache.projection_jobs`);
+the page shows the PCA comparison meanwhile and switches by itself (:func:`pending`,
 :func:`lsx.app.compare.wait_for_projections`).
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 import streamlit as st
 
 from lsx.analysis import reconstruct_array, sample_per_class
-from lsx.analysis.compare import CentroidDrift, Comparison, compare_latents, procrustes_align
+from lsx.analysis.compare import CentroidDrift, Comparison, align_maps, compare_latents
 from lsx.app import cache
 from lsx.cache import cached_embedding, cached_projection
 from lsx.data import Dataset, load_dataset
@@ -200,7 +201,7 @@ def comparison(
     numbers = _numbers(run_a, sha_a, run_b, sha_b, spec, image_size, data_hash, k, cap)
     coords_a, manifest_a = _project(run_a, sha_a, data_hash, z_a, method, cap)
     coords_b, manifest_b = _project(run_b, sha_b, data_hash, z_b, method, cap)
-    fit = procrustes_align(coords_b, coords_a)
+    fit = align_maps(coords_b, coords_a)  # both standardised: the same spread in both panels
     n_train = len(ds.x_train)
     in_train = ids < n_train
     hover = hover_texts(
@@ -209,7 +210,7 @@ def comparison(
     )  # fmt: skip
     hover = [f"{h} · kNN Jaccard {j:.2f}" for h, j in zip(hover, numbers.jaccard, strict=True)]
     return CompareFrame(
-        ids.astype(np.int64), y, tuple(ds.class_names), coords_a, fit.aligned[:, :2],
+        ids.astype(np.int64), y, tuple(ds.class_names), fit.target[:, :2], fit.aligned[:, :2],
         numbers.jaccard, numbers.order, numbers.cka, numbers.disparity, fit.disparity,
         numbers.drift, numbers.k, err_a[ids], err_b[ids], hover, len(y_all), method,
         (manifest_a, manifest_b),

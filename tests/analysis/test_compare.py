@@ -169,3 +169,75 @@ def test_procrustes_disparity_equals_the_full_fit_and_scipy():
     wide = rng.normal(size=(300, 9))  # other widths are zero-padded as in procrustes_align
     assert procrustes_disparity(wide, a) == pytest.approx(procrustes_align(wide, a).disparity)
     assert procrustes_disparity(np.ones((5, 2)), a[:5]) == 1.0  # a collapsed map
+
+
+# ------------------------------------------------------------------------------ map alignment
+
+
+def rms(a: np.ndarray) -> float:
+    return float(np.sqrt(((a - a.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def test_align_maps_gives_both_maps_the_same_spread_when_scales_and_shapes_differ():
+    from lsx.analysis.compare import align_maps
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(500, 2)) * [40.0, 25.0]  # a wide map (e.g. a VAE's)
+    b = 0.002 * a @ orthogonal(2) + rng.normal(size=(500, 2)) * 0.06  # weakly related, tiny
+    fit = align_maps(b, a)
+    assert rms(fit.target) == pytest.approx(1.0)
+    assert rms(fit.aligned) == pytest.approx(rms(fit.target))  # same spread: no small blob
+    # least-squares Procrustes shrinks a poorly matching source: what the panel used to show
+    shrunk = procrustes_align(b, a).aligned
+    assert rms(shrunk) / rms(a) < 0.8 * rms(fit.aligned) / rms(fit.target)
+    assert fit.disparity == pytest.approx(procrustes_align(b, a).disparity)
+
+
+def test_align_maps_recovers_a_rotation_up_to_the_standardisation():
+    from lsx.analysis.compare import align_maps
+
+    a = X[:, :2]
+    b = 7.0 * a @ orthogonal(2, seed=4) + 3.0
+    fit = align_maps(b, a)
+    np.testing.assert_allclose(fit.aligned, fit.target, atol=1e-9)
+    assert fit.disparity == pytest.approx(0.0, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------ metric units
+
+
+def test_loss_terms_are_comparable_only_in_the_same_unit():
+    from lsx.analysis.compare_metrics import metric_rows, term_unit
+
+    assert term_unit("vae", "recon") != term_unit("ae", "recon")
+    assert term_unit("ae", "recon") == term_unit("sae", "recon") == "MSE per pixel"
+    assert term_unit("vae", "kl") == term_unit("iwae", "kl")
+    vae = {"epoch": 25, "test_recon": 88.1, "test_kl": 23.8, "test_loss": 111.9}
+    ae = {"epoch": 25, "test_recon": 0.0146, "test_loss": 0.0146}
+    rows = {r["metric"]: r for r in metric_rows(vae, ae, "vae", "ae")}
+    assert rows["test_recon"]["B − A"] is None
+    assert rows["test_recon"]["change"] is None
+    assert rows["test_recon"]["comparable"] == ("no: nats per image (-log p(x|z)) vs MSE per pixel")
+    assert rows["test_loss"]["comparable"] == "no: the VAE objective vs the AE objective"
+    assert rows["test_kl"]["comparable"] == "no: only A logs it"
+    assert rows["epoch"]["B − A"] == 0
+    sae = {"test_recon": 0.028, "test_in_sphere": 0.53}
+    rows = {r["metric"]: r for r in metric_rows(ae, sae, "ae", "sae")}
+    assert rows["test_recon"]["B − A"] == pytest.approx(0.028 - 0.0146)  # both per-pixel MSE
+    assert rows["test_recon"]["comparable"] == "yes"
+    assert "not an accuracy" in rows["test_in_sphere"]["note"]
+    same = {r["metric"]: r for r in metric_rows(vae, vae, "vae", "vae", same_data=False)}
+    assert same["test_recon"]["comparable"] == "no: measured on different data"
+
+
+def test_reconstruction_rows_are_mse_and_psnr_of_the_same_samples():
+    from lsx.analysis.compare_metrics import reconstruction_rows
+
+    err_a, err_b = np.array([0.01, 0.001]), np.array([0.1, 0.1])
+    rows = {r["metric"]: r for r in reconstruction_rows(err_a, err_b)}
+    assert rows["MSE per pixel"]["A"] == pytest.approx(0.0055)
+    assert rows["PSNR (dB)"]["A"] == pytest.approx(25.0)  # (20 + 30) / 2
+    assert rows["PSNR (dB)"]["B"] == pytest.approx(10.0)
+    assert rows["PSNR (dB)"]["B − A"] == pytest.approx(-15.0)
+    with pytest.raises(DataShapeError, match="per-sample errors of the same samples"):
+        reconstruction_rows(err_a, err_b[:1])

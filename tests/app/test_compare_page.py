@@ -22,7 +22,13 @@ from streamlit.testing.v1 import AppTest
 from lsx.analysis.compare import compare_latents
 from lsx.app import compare, compare_frame, state
 from lsx.app.cache import THREADS_ENV, projection_jobs
-from lsx.checkpoint import METRICS_NAME, STATUS_NAME, list_runs, save_checkpoint
+from lsx.checkpoint import (
+    METRICS_NAME,
+    STATUS_NAME,
+    list_runs,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lsx.data import load_dataset
 from lsx.files import append_jsonl, atomic_write_json
 from lsx.models import build_model, make_config
@@ -141,12 +147,49 @@ def test_two_checkpoints_numbers_aligned_panels_linked_selection_and_table(monke
     assert any("2 of 2 selected" in c.value for c in at.caption)
     assert len(at.get("image")) == 1
     assert str(at.get("image")[0].proto).count("id 5") == 1  # gallery caption
-    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "comparable" in d.value.columns)
     row = table.set_index("metric").loc["test_loss"]
     assert (row["A"], row["B"]) == (30.0, 0.02)
-    assert row["B − A"] == pytest.approx(0.02 - 30.0)
+    # a VAE's objective (nats) and an AE's (MSE) are not subtracted, and the table says why
+    assert row["B − A"] is None or np.isnan(row["B − A"])
+    assert row["comparable"] == "no: the VAE objective vs the AE objective"
+    assert any("same unit" in c.value for c in at.caption)
     drift = next(d.value for d in at.dataframe if "centroid drift" in d.value.columns)
     assert len(drift) == 10
+
+
+def spread(fig: dict, panel: str) -> float:
+    """RMS distance of a panel's points from their centre."""
+    xy = np.array(
+        [(x, y) for t in fig["data"] if t.get("xaxis", "x") == panel
+         for x, y in zip(t["x"], t["y"], strict=True)]
+    )  # fmt: skip
+    return float(np.sqrt(((xy - xy.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+def test_a_vae_and_an_ae_reconstruction_in_common_units_and_maps_of_equal_spread(monkeypatch, root):
+    at = page(monkeypatch, root, "a-vae", "b-ae")
+    assert not at.exception
+    rec = next(d.value for d in at.dataframe if "MSE per pixel" in set(d.value.get("metric", [])))
+    rec = rec.set_index("metric")
+    # oracle: both untrained checkpoints' per-pixel MSE of every digit, recomputed here
+    x = np.concatenate([load_dataset("digits").x_train, load_dataset("digits").x_test])
+    for side, name in (("A", "a-vae"), ("B", "b-ae")):
+        model = load_checkpoint(root / name)[0].eval()
+        with torch.inference_mode():
+            x_hat = model.decode(model.encode(torch.from_numpy(x.copy()))).numpy()
+        mse = ((x_hat - x) ** 2).reshape(len(x), -1).mean(1)
+        assert rec.loc["MSE per pixel", side] == pytest.approx(mse.mean(), rel=1e-4)
+        assert rec.loc["PSNR (dB)", side] == pytest.approx(
+            (10 * np.log10(1 / mse)).mean(), rel=1e-4
+        )
+    assert rec.loc["MSE per pixel", "B − A"] == pytest.approx(
+        rec.loc["MSE per pixel", "B"] - rec.loc["MSE per pixel", "A"]
+    )
+    # both maps standardised before B is rotated onto A: the same spread, B is no small blob
+    fig = figure(at)
+    assert spread(fig, "x2") == pytest.approx(spread(fig, "x"), rel=0.02)
+    assert any("standardised" in c.value for c in at.caption)
 
 
 def test_a_checkpoint_compared_with_itself_gives_identity_values(monkeypatch, root):
@@ -159,8 +202,9 @@ def test_a_checkpoint_compared_with_itself_gives_identity_values(monkeypatch, ro
         "Max centroid drift": "0.000",
     }
     assert "same checkpoint" in at.markdown[0].value
-    table = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "comparable" in d.value.columns)
     assert (table["B − A"] == 0).all()
+    assert (table["comparable"] == "yes").all()
 
 
 def test_different_datasets_of_one_shape_offer_a_dataset_both_can_encode(monkeypatch, root):
