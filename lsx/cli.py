@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "datasets": "lsx.commands.datasets",
     "kinds": "lsx.commands.kinds",
     "demo": "lsx.commands.demo",
+    "app": "lsx.commands.app",
 }
 
 

@@ -46,9 +46,16 @@ from lsx.checkpoint import (
 from lsx.config import ModelConfig
 from lsx.data import Dataset, load_dataset
 from lsx.errors import CheckpointError, ConfigError
+from lsx.paths import extra_roots, run_cache_dir
 
 CACHE_SUBDIR = "cache"  # <run_dir>/cache/, managed by lsx.cache (git-ignored)
 SPLITS = ("train", "test")
+
+
+def run_cache(run_dir: str | Path) -> Path:
+    """``<run_dir>/cache``, or a user cache folder for a demo run inside the installed package
+    (:func:`lsx.paths.run_cache_dir`: nothing is written into the package)."""
+    return run_cache_dir(Path(run_dir), CACHE_SUBDIR)
 
 
 # ------------------------------------------------------------------------------ runs
@@ -91,14 +98,20 @@ def runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
     Parameters
     ----------
     root : Path
-        The checkpoints folder.
+        The checkpoints folder (in an installed package the shipped demo runs are listed after
+        its runs; a run of the same name in ``root`` hides the demo).
 
     Returns
     -------
     runs : list of RunInfo
     skipped : list of (name, reason)
     """
-    return _list_runs(str(root), _stamp(Path(root)))
+    found, skipped = _list_runs(str(root), _stamp(Path(root)))
+    for extra in extra_roots(Path(root)):  # the installed package's demo runs, read-only
+        names = {info.name for info in found}
+        more, _ = _list_runs(str(extra), _stamp(extra))
+        found = found + [info for info in more if info.name not in names]
+    return found, skipped
 
 
 def weights_version(run_dir: str) -> str:
@@ -229,7 +242,7 @@ def embedding(run_dir: str, sha: str, data_hash: str, split: str) -> tuple[np.nd
     ds, _ = run_dataset(run_dir)
     x, _ = ds.split(split)
     emb, _, _ = cached_embedding(
-        Path(run_dir) / CACHE_SUBDIR,
+        run_cache(run_dir),
         model=model,
         checkpoint_sha=sha,
         data_hash=data_hash,
@@ -258,7 +271,7 @@ def projection(
     z = np.concatenate([embedding(run_dir, sha, data_hash, s)[0] for s in SPLITS])
     start = time.perf_counter()
     coords, manifest, hit = cached_projection(
-        Path(run_dir) / CACHE_SUBDIR,
+        run_cache(run_dir),
         z=z,
         checkpoint_sha=sha,
         data_hash=data_hash,
@@ -332,7 +345,7 @@ def _fit_in_background(run_dir: str, key: tuple, z: np.ndarray) -> float:
     _, sha, data_hash, method, n_components, seed = key
     start = time.perf_counter()
     cached_projection(
-        Path(run_dir) / CACHE_SUBDIR, z=z, checkpoint_sha=sha, data_hash=data_hash,
+        run_cache(run_dir), z=z, checkpoint_sha=sha, data_hash=data_hash,
         split="all", method=method, n_components=n_components, seed=seed,
     )  # fmt: skip
     return time.perf_counter() - start
@@ -355,7 +368,7 @@ def projection_job(
         nonlocal z
         z = np.concatenate([embedding(run_dir, sha, data_hash, s)[0] for s in SPLITS])
         return cached_projection(
-            Path(run_dir) / CACHE_SUBDIR, z=z, checkpoint_sha=sha, data_hash=data_hash,
+            run_cache(run_dir), z=z, checkpoint_sha=sha, data_hash=data_hash,
             split="all", method=method, n_components=n_components, seed=seed, compute=False,
         )[2]  # fmt: skip
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,7 +52,7 @@ def _encode(run_dir: str, sha: str, spec: str, image_size: int | None, data_hash
     ds = load_dataset(spec, image_size=image_size)
     parts = [
         cached_embedding(
-            Path(run_dir) / cache.CACHE_SUBDIR, model=model, checkpoint_sha=sha,
+            cache.run_cache(run_dir), model=model, checkpoint_sha=sha,
             data_hash=data_hash, split=split, x=getattr(ds, f"x_{split}"),
         )[0]
         for split in cache.SPLITS
@@ -64,7 +63,7 @@ def _encode(run_dir: str, sha: str, spec: str, image_size: int | None, data_hash
 def _request(run_dir: str, sha: str, data_hash: str, method: str, cap: int) -> dict[str, Any]:
     """The lsx.cache arguments of one checkpoint's compare map (its on-disk cache entry)."""
     return {
-        "cache_dir": Path(run_dir) / cache.CACHE_SUBDIR, "checkpoint_sha": sha,
+        "cache_dir": cache.run_cache(run_dir), "checkpoint_sha": sha,
         "data_hash": data_hash, "split": f"compare-cap{cap}", "method": method,
         "n_components": 2, "seed": 0,
     }  # fmt: skip

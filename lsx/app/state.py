@@ -18,6 +18,8 @@ from typing import Any
 
 import streamlit as st
 
+from lsx.paths import user_checkpoints
+
 CHECKPOINTS_ENV = "LSX_CHECKPOINTS"
 THREADS_ENV = "LSX_TORCH_THREADS"
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
@@ -183,10 +185,10 @@ def checkpoints_root() -> Path:
     Returns
     -------
     Path
-        ``$LSX_CHECKPOINTS`` when set, else ``<repo>/checkpoints``.
+        ``$LSX_CHECKPOINTS`` when set, else ``<repo>/checkpoints`` in a clone or
+        ``~/.lsx/checkpoints`` in an installed package (:func:`lsx.paths.user_checkpoints`).
     """
-    env = os.environ.get(CHECKPOINTS_ENV)
-    return Path(env).expanduser() if env else DEFAULT_CHECKPOINTS
+    return user_checkpoints()
 
 
 def init(page_title: str | None = None) -> None:

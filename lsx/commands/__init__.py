@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from lsx.errors import LsxError
+from lsx.paths import user_checkpoints
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
+# the folder of the user's runs: $LSX_CHECKPOINTS, else checkpoints/ in a clone or
+# ~/.lsx/checkpoints in an installed package (lsx.paths, read once at start-up)
+DEFAULT_ROOT = user_checkpoints()
 
 
 def run_handled(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -16,8 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lsx.checkpoint import list_runs
+    from lsx.paths import extra_roots
 
     runs, skipped = list_runs(args.out)
+    for extra in extra_roots(args.out):  # an installed package's demo runs, after the user's
+        names = {r.name for r in runs}
+        runs += [r for r in list_runs(extra)[0] if r.name not in names]
     for r in runs:
         last = r.final_metrics.get("test_loss")
         loss = f"test_loss {last:.5g}" if last is not None else ""
