@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,13 +39,26 @@ def parse_value(text: str) -> Any:
         return text  # a bare string such as gaussian
 
 
+class _Given(argparse.Action):
+    """Store the value and note that it was given (``args.given``): ``--resume`` refuses a
+    ``--model`` or ``--data`` that differs from the run's, never its default."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from lsx.config import TrainConfig
     from lsx.models import MODELS
 
     p.formatter_class = argparse.ArgumentDefaultsHelpFormatter
-    p.add_argument("--model", default="vae", help=f"kind: {', '.join(sorted(MODELS))}")
-    p.add_argument("--data", default="mnist5k", help="dataset name, folder:PATH or npy:PATH")
+    p.add_argument(
+        "--model", default="vae", action=_Given, help=f"kind: {', '.join(sorted(MODELS))}"
+    )
+    p.add_argument(
+        "--data", default="mnist5k", action=_Given, help="dataset name, folder:PATH or npy:PATH"
+    )
     p.add_argument("--image-size", type=int, default=None, help="resize folder images to this")
     p.add_argument(
         "--lazy",
@@ -95,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     )
     header: dict[str, Any] = {}
     if args.resume:
+        _check_resumable(Path(args.out) / name)
         header = read_header(Path(args.out) / name)
         train_cfg = config_from_dict(TrainConfig, {**header.get("train", {}), **train_fields})
     else:
@@ -145,12 +160,14 @@ def _train_run(
     from lsx.data.lazy import ImageSource
     from lsx.models import build_model, dataset_fields, make_config
     from lsx.train import Trainer, data_info
+    from lsx.train.faults import describe_changes
 
     if args.resume:
         config = read_config(run_dir)
         recorded = header.get("data", {})
         data_spec, image_size = recorded.get("spec", args.data), recorded.get("image_size")
         lazy = bool(recorded.get("lazy", False))
+        _refuse_changed_run(args, config, data_spec, image_size, lazy)
     else:
         if (run_dir / CONFIG_NAME).exists():
             raise ConfigError(
@@ -188,7 +205,13 @@ def _train_run(
         dist=ctx,
     )
     if args.resume:
-        trainer.resume()
+        changes = trainer.resume(header.get("train"))
+        if changes and ctx.is_main:
+            print(
+                f"resumed at epoch {trainer.epoch}, step {trainer.global_step} with changed "
+                f"settings: {describe_changes(changes)}",
+                file=sys.stderr,
+            )
     if ctx.is_main:
         where = f"{ctx.world_size} processes ({ctx.backend}), " if ctx.distributed else ""
         print(
@@ -201,6 +224,76 @@ def _train_run(
     if ctx.is_main:
         print(f"{result.state}: {result.epochs_done} epochs; run folder {run_dir}", file=sys.stderr)
     return 0
+
+
+def _check_resumable(run_dir: Path) -> None:
+    """A clear message when ``--resume`` names a folder without a checkpoint to resume."""
+    from lsx.checkpoint import CONFIG_NAME, read_status
+
+    if (run_dir / CONFIG_NAME).exists() or os.path.islink(run_dir / CONFIG_NAME):
+        return  # read_header checks the rest
+    if not run_dir.is_dir():
+        raise ConfigError(
+            f"--resume: there is no run {run_dir.name!r} in {run_dir.parent} (no such folder). "
+            "Check --name and --out (`python -m lsx runs` lists the runs), or drop --resume to "
+            "start it."
+        )
+    status = read_status(run_dir)
+    said = f" (its status.json says {status.get('state')!r})" if status.get("state") else ""
+    raise ConfigError(
+        f"--resume: {run_dir} holds no checkpoint to resume from{said}: training stopped "
+        f"before it wrote {CONFIG_NAME}. Start the run again without --resume (the same --name "
+        "works, with whatever settings you want)."
+    )
+
+
+def _refuse_changed_run(
+    args: argparse.Namespace, config: Any, data_spec: str, image_size: Any, lazy: bool
+) -> None:
+    """``--resume`` continues the recorded model on the recorded data: a model field, --model,
+    --data, --image-size or --lazy that differs from the run's is refused, never ignored."""
+    given = getattr(args, "given", set())
+    asked: list[tuple[str, Any, Any]] = []  # (flag, the run's value, the value asked for)
+    if "model" in given and args.model != config.kind:
+        asked.append(("--model", config.kind, args.model))
+    if "data" in given and args.data != data_spec:
+        asked.append(("--data", data_spec, args.data))
+    if args.image_size is not None and args.image_size != image_size:
+        asked.append(("--image-size", image_size, args.image_size))
+    if args.lazy and not lazy:
+        asked.append(("--lazy", False, True))
+    fields = {f.name for f in dataclasses.fields(config)}
+    for name, value in _model_args(args).items():
+        flag = f"--{name.replace('_', '-')}"
+        if name not in fields:
+            asked.append(
+                (flag, _Plain(f"a model of kind {config.kind!r}, which has no {name}"), value)
+            )
+        elif not _same(getattr(config, name), value):
+            asked.append((flag, getattr(config, name), value))
+    if asked:
+        flag, old, new = asked[0]
+        others = f" (also: {', '.join(a[0] for a in asked[1:])})" if len(asked) > 1 else ""
+        raise ConfigError(
+            f"{flag} {new!r} cannot change on --resume: the run was built with {old!r}"
+            f"{others}. --resume continues the same model on the same data; only training "
+            f"settings (--lr, --epochs, ...) may change. Drop {flag}, or start a new run "
+            "(another --name) with it."
+        )
+
+
+class _Plain(str):
+    """A phrase printed as it is by ``{x!r}``."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as config values: ``1 == 1.0``, ``(10,) == [10]``."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _model_args(args: argparse.Namespace) -> dict[str, Any]:

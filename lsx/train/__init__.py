@@ -6,9 +6,17 @@ Guarantees (field-notes.md C.3, C.5):
 - every file in the run folder is written atomically; ``model.safetensors`` always loads;
 - ``train_state.pt`` (lsx-written; model, optimiser, RNG, position) lets ``--resume`` continue
   from the exact step, also after SIGTERM/Ctrl-C in the middle of an epoch;
+- ``config.json``, ``model.safetensors`` and ``train_state.pt`` are written when training starts
+  (status "running"), so a run that fails before its first epoch ends can be inspected and resumed;
 - a non-finite loss or gradient skips the step; after ``max_bad_steps`` in a row the last good
   state is restored and the learning rate halved once; if it happens again, training aborts with a
-  message and the last good checkpoint stays untouched;
+  message that names the checkpoint the run folder keeps (it stays untouched);
+- ``--resume`` with changed settings applies them (``lr`` and ``weight_decay`` into the restored
+  optimiser) and records them (``resumed_with`` in the next epoch's metrics record), or refuses
+  the ones it cannot honour (:mod:`lsx.train.faults`); ``config.json`` never records a value
+  that is not used;
+- a full disk (or a file-size limit) ends with a message naming the free space, status "failed"
+  and nothing half-written (every write is atomic);
 - one job per run folder (:class:`lsx.files.FolderLock` on ``.lock``, which holds the PID; the
   kernel releases it when the trainer dies, so no stale lock is left behind).
 
@@ -32,15 +40,16 @@ line). ``precision="bf16"`` autocasts the model's networks, ``compile`` wraps th
 in ``torch.compile``.
 
 Modules: :mod:`~lsx.train.trainer` (:class:`Trainer`), :mod:`~lsx.train.feeds` (run data records,
-batches, each rank's share, the memory and lazy feeds), :mod:`~lsx.train.device` (device,
-autocast, matmul precision), :mod:`~lsx.train.control` (stop signals, the run lock, the result).
+batches, each rank's share, the memory and lazy feeds, evaluation), :mod:`~lsx.train.device`
+(device, autocast, matmul precision), :mod:`~lsx.train.control` (stop signals, the run lock, the
+result), :mod:`~lsx.train.faults` (resume rules, disk-full and failure messages).
 ``python -m lsx.train ...`` is ``python -m lsx train ...`` (:mod:`lsx.train.__main__`).
 """
 
 from lsx.train.control import FitResult, run_lock
 from lsx.train.device import autocast_networks, resolve_device
-from lsx.train.feeds import data_info, label_matrix, shard
-from lsx.train.trainer import EVAL_CHUNK, Callback, Trainer
+from lsx.train.feeds import EVAL_CHUNK, data_info, label_matrix, shard
+from lsx.train.trainer import Callback, Trainer
 
 __all__ = [
     "EVAL_CHUNK",

@@ -72,3 +72,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _progress_bar(total: int, epoch: int, epochs: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm  # only the CLI draws bars
+
+    return tqdm(
+        total=total,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        leave=False,
+        disable=not enabled,
+        dynamic_ncols=True,
+    )

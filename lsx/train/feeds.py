@@ -13,6 +13,8 @@ import torch
 from lsx.data.base import Dataset
 from lsx.data.lazy import ImageSource, torch_dataset
 
+EVAL_CHUNK = 1024  # test rows per forward pass in evaluate()
+
 
 def data_info(dataset: Dataset | ImageSource, image_size: int | None = None) -> dict[str, Any]:
     """What a run records about its dataset or lazy source (config.json's ``data``)."""
@@ -155,3 +157,24 @@ class _LazyData:
     @property
     def snapshot_x(self) -> Any:
         return _LazyRows(self)
+
+
+@torch.no_grad()
+def evaluate(model: Any, feed: Any, ctx: Any, acc: torch.dtype) -> dict[str, float]:
+    """Mean loss terms of ``model`` over ``feed``'s test split (eval mode, summed over the ranks
+    of ``ctx``, a :class:`lsx.distributed.DistContext`; accumulated in ``acc``)."""
+    model.eval()
+    positions = torch.arange(feed.n_test).tensor_split(ctx.world_size)[ctx.rank]
+    chunks = [(p, len(p)) for p in positions.split(EVAL_CHUNK)] or [(torch.arange(1), 0)]
+    keys: list[str] = []
+    sums: torch.Tensor | None = None
+    for pos, n in chunks:  # n = 0: a stand-in row that keeps the ranks' shapes equal
+        losses = model.loss(*feed.test_batch(pos))
+        keys = ["loss", *losses.terms]
+        vals = torch.stack([losses.total, *losses.terms.values()]).to(acc) * n
+        sums = vals if sums is None else sums + vals
+    assert sums is not None
+    packed = torch.cat([sums, torch.tensor([len(positions)], dtype=acc, device=sums.device)])
+    values = ctx.all_reduce_sum(packed).tolist()
+    model.train()
+    return {k: v / max(values[-1], 1) for k, v in zip(keys, values[:-1], strict=True)}

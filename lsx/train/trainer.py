@@ -32,12 +32,27 @@ from lsx.files import (
 )
 from lsx.losses import check_objective, objective
 from lsx.models.base import trusted_inputs
-from lsx.train.control import FitResult, _StopRequest, run_lock
+from lsx.train.control import FitResult, _progress_bar, _StopRequest, run_lock
 from lsx.train.device import _matmul_precision, autocast_networks, resolve_device
-from lsx.train.feeds import _batches, _LazyData, _MemoryData, data_info, shard
+from lsx.train.faults import (
+    OPTIMISER_FIELDS,
+    describe_changes,
+    nonfinite_message,
+    resume_changes,
+    resume_command,
+    saved_note,
+    write_failure,
+)
+from lsx.train.feeds import (
+    _batches,
+    _LazyData,
+    _MemoryData,
+    data_info,
+    evaluate,
+    shard,
+)
 
 Callback = Callable[[dict[str, Any]], None]
-EVAL_CHUNK = 1024  # test rows per forward pass in evaluate()
 
 
 class _Objective(nn.Module):
@@ -110,6 +125,10 @@ class Trainer:
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best, self.bad_epochs, self.lr_halved = math.inf, 0, False
         self.history: list[dict[str, Any]] = []  # one record per epoch; saved in train_state
+        self.resumes: list[dict[str, Any]] = []  # resumes with changed settings; in train_state
+        self._started_at = (0, 0)  # (epoch, global_step) where this fit starts
+        self._saved: tuple[int, int] | None = None  # last complete checkpoint written
+        self._state_saved: tuple[int, int] | None = None  # last train_state.pt written
         self.stop = _StopRequest()
         check_objective(self.model, config, dataset.spec)  # e.g. colour jitter on grey data
         self._last_status = 0.0
@@ -146,6 +165,8 @@ class Trainer:
             "bad_epochs": self.bad_epochs,
             "lr_halved": self.lr_halved,
             "history": copy.deepcopy(self.history),
+            "train": asdict(self.config),  # what --resume compares its settings with
+            "resumes": copy.deepcopy(self.resumes),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -161,13 +182,39 @@ class Trainer:
         for key in ("epoch", "step_in_epoch", "global_step", "best", "bad_epochs", "lr_halved"):
             setattr(self, key, state[key])
         self.history = list(state.get("history", []))
+        self.resumes = list(state.get("resumes", []))
 
-    def resume(self) -> None:
-        """Continue from ``run_dir/train_state.pt`` (lsx-written; loaded with weights_only)."""
+    def resume(self, recorded: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+        """Continue from ``run_dir/train_state.pt`` (lsx-written; loaded with weights_only) with
+        this trainer's config, by the rules of :mod:`lsx.train.faults`; ``recorded`` is the
+        TrainConfig of ``config.json`` (for a state that does not hold its own). Returns
+        ``{field: [recorded, new]}`` of the changed settings; ``lr`` and ``weight_decay`` go into
+        the restored optimiser (a new ``lr`` also earns a new rollback), and every change into
+        ``resumes``, the status and the next epoch's record (``resumed_with``).
+
+        Raises
+        ------
+        TrainingError
+            There is no train_state.pt.
+        ConfigError
+            A setting that cannot change on resume; nothing is loaded then.
+        """
         path = self._path(TRAIN_STATE_NAME)
         if not path.is_file():
             raise TrainingError(f"{self.run_dir} has no {TRAIN_STATE_NAME} to resume from.")
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        before = state.get("train") or recorded or {}
+        changes = resume_changes(before, self.config, state) if before else {}
+        self.load_state_dict(state)
+        for name in OPTIMISER_FIELDS:  # the restored optimiser holds the old values
+            for group in self.opt.param_groups if name in changes else ():
+                group[name] = getattr(self.config, name)
+        self.lr_halved = self.lr_halved and "lr" not in changes  # a new lr: a new rollback
+        self._started_at = self._saved = self._state_saved = (self.epoch, self.global_step)
+        if changes:
+            at = {"epoch": self.epoch, "global_step": self.global_step}
+            self.resumes.append({**at, "changed": changes})
+        return changes
 
     def _path(self, name: str) -> Path:
         assert self.run_dir is not None
@@ -185,9 +232,13 @@ class Trainer:
         if rngs is not None:
             state["torch_rng_ranks"] = rngs
         atomic_write_with(self._path(TRAIN_STATE_NAME), lambda p: torch.save(state, p))
-        save_checkpoint(
-            self.model, self.model.config, self.run_dir, train=asdict(self.config), data=self.data
-        )
+        self._state_saved = (self.epoch, self.global_step)
+        with torch.random.fork_rng(devices=[]):  # a GPU model's CPU copy draws no random numbers
+            save_checkpoint(
+                self.model, self.model.config, self.run_dir, train=asdict(self.config),
+                data=self.data,
+            )  # fmt: skip
+        self._saved = (self.epoch, self.global_step)
 
     def write_status(self, state: str, message: str = "", force: bool = True, **extra: Any) -> None:
         if self.run_dir is None or not self.dist.is_main or (not force and not self._status_due()):
@@ -241,6 +292,11 @@ class Trainer:
             except LsxError:
                 raise
             except Exception as err:
+                full = write_failure(err, self.run_dir) if self.run_dir is not None else None
+                if full is not None:  # status "failed", and a message instead of a traceback
+                    again = "resume" if self._saved else "start the run again"
+                    msg = f"{full[0]} {self._saved_note()} {full[1]}, then {again}."
+                    raise self._failed(msg) from err
                 if not self.dist.distributed:
                     raise
                 msg = (
@@ -261,7 +317,12 @@ class Trainer:
                 self._path(METRICS_NAME),
                 "".join(json.dumps(h, sort_keys=True) + "\n" for h in history).encode(),
             )
-        self.write_status("running")
+        # config.json (and the state) from the start: a run that fails before its first epoch
+        # ends can be inspected, and resumed with new settings
+        self.save()
+        changed = [describe_changes(r["changed"]) for r in self.resumes if r["global_step"]
+                   == self.global_step and r["epoch"] == self.epoch]  # fmt: skip
+        self.write_status("running", f"resumed with {changed[-1]}" if changed else "")
         if self.epoch == 0 and self.step_in_epoch == 0:
             self._snapshot()  # opt-in (TrainConfig.snapshots): the latent space before training
         good = self.state_dict()  # last good state, for rollback
@@ -280,7 +341,13 @@ class Trainer:
                 "epoch": self.epoch,
                 "seconds": round(seconds, 4),
                 "samples_per_s": round(train.pop("n") / max(seconds, 1e-9), 1),
+                "lr": self.opt.param_groups[0]["lr"],  # in use at the epoch's end
             }
+            resumed = [r for r in self.resumes if r["epoch"] == self.epoch - 1]
+            if resumed:  # the settings changed by --resume during this epoch
+                record["resumed_with"] = [
+                    {"global_step": r["global_step"], "changed": r["changed"]} for r in resumed
+                ]
             record.update({f"train_{k}": v for k, v in train.items()})
             record.update({f"test_{k}": v for k, v in self.evaluate().items()})
             improved = record["test_loss"] < self.best - cfg.min_delta
@@ -307,6 +374,17 @@ class Trainer:
 
     def _writes(self) -> bool:
         return self.run_dir is not None and self.dist.is_main
+
+    def _saved_note(self) -> str:
+        return saved_note(self.run_dir, self._saved, self._state_saved, self._started_at)
+
+    def _failed(self, msg: str) -> TrainingError:
+        """Status "failed" with ``msg`` (or a note that even status.json could not be written)."""
+        try:
+            self.write_status("failed", msg)
+        except Exception as err:  # a full disk may refuse status.json too
+            msg += f" (status.json could not be updated either: {type(err).__name__})"
+        return TrainingError(msg)
 
     def _train_epoch(self, good: dict[str, Any]) -> tuple[torch.Tensor | None, int, bool]:
         """One epoch from ``step_in_epoch``: (device sums of [loss, *terms] x n, this rank's
@@ -395,15 +473,11 @@ class Trainer:
         lr = self.opt.param_groups[0]["lr"]
         if self.lr_halved:
             last = float(self._last_loss) if self._last_loss is not None else math.nan
-            msg = (
-                f"Training stopped: the loss or its gradient was NaN/Inf for "
-                f"{self.config.max_bad_steps} steps in a row at step {self.global_step} "
-                f"(lr={lr:g}), even after rolling back and halving the learning rate. Last "
-                f"finite loss: {last:.6g}. The last good checkpoint is kept; "
-                "lower --lr, check the data for extreme values, or reduce --beta."
+            resume = resume_command(self.run_dir) if self._saved is not None else None
+            msg = nonfinite_message(
+                self.config, self.global_step, lr, last, self._saved_note(), resume
             )
-            self.write_status("failed", msg)
-            raise TrainingError(msg)
+            raise self._failed(msg)
         # restore weights, optimiser and RNG; keep the position (epoch, step) where we are
         self.model.load_state_dict(good["model"])
         self.opt.load_state_dict(good["optimizer"])
@@ -413,36 +487,6 @@ class Trainer:
         self.lr_halved = True
         self._emit({"event": "rollback", "global_step": self.global_step, "lr": lr / 2})
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Mean loss terms over the test split (model in eval mode; summed over ranks)."""
-        self.model.eval()
-        ctx = self.dist
-        positions = torch.arange(self.feed.n_test).tensor_split(ctx.world_size)[ctx.rank]
-        chunks = [(p, len(p)) for p in positions.split(EVAL_CHUNK)] or [(torch.arange(1), 0)]
-        keys: list[str] = []
-        sums: torch.Tensor | None = None
-        for pos, n in chunks:  # n = 0: a stand-in row that keeps the ranks' shapes equal
-            losses = self.model.loss(*self.feed.test_batch(pos))
-            keys = ["loss", *losses.terms]
-            vals = torch.stack([losses.total, *losses.terms.values()]).to(self._acc) * n
-            sums = vals if sums is None else sums + vals
-        assert sums is not None
-        packed = torch.cat(
-            [sums, torch.tensor([len(positions)], dtype=self._acc, device=sums.device)]
-        )
-        values = ctx.all_reduce_sum(packed).tolist()
-        self.model.train()
-        return {k: v / max(values[-1], 1) for k, v in zip(keys, values[:-1], strict=True)}
-
-
-def _progress_bar(total: int, epoch: int, epochs: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm  # only the CLI draws bars
-
-    return tqdm(
-        total=total,
-        desc=f"epoch {epoch + 1}/{epochs}",
-        leave=False,
-        disable=not enabled,
-        dynamic_ncols=True,
-    )
+        return evaluate(self.model, self.feed, self.dist, self._acc)
