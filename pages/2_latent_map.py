@@ -1,26 +1,27 @@
-"""Latent map: where does each input land in the latent space, and how well is it reconstructed?
+"""Latent map: where does each input land in the latent space, how well is it reconstructed, and
+what does the decoder make anywhere on the map?
 
-Select points (box or lasso) to see them beside their reconstructions; the decode panel shows
-any sample's input, reconstruction and residual. The map shows the run's dataset, or one of the
-run's latent stores (up to millions of points: tiered projections, a density raster above
-50,000 points; lsx.app.store_map). Cluster centres and spheres (configured for sae
-runs, class centroids otherwise) and a cluster sanity table check the clusters in latent space.
+Select points (box, lasso, click) or a tag to see them beside their reconstructions; click an
+empty spot to decode it; traverse, interpolate, sample and edit in the generation panels
+(lsx.app.generate); tag and export selections (lsx.app.tags); the URL holds the view
+(lsx.app.share). The map shows the run's dataset, or one of its latent stores (lsx.app.store_map).
+Cluster centres and a sanity table check the clusters in latent space.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import cache, dataset_map, latent_map, state, store_map, widgets
+from lsx.app import cache, dataset_map, generate, latent_map, share, state, store_map, tags, widgets
 from lsx.errors import LsxError
-from lsx.viz.images import decode_triptych, pair_tiles
 from lsx.viz.latent import latent_scatter
 
-GALLERY_CAP = 32
-
 state.init("Latent map")
-widgets.run_picker()
+widgets.run_picker()  # picks ?run=<name> from the URL
+url_problems = share.read_url()  # once per session, before the widgets: ?proj=&seed=&dims=...
 st.title("Latent map")
+for problem in url_problems:
+    st.warning(problem)
 run_dir = widgets.selected_run()
 store = latent_map.map_source(run_dir)  # None: the run's dataset; else one of its latent stores
 if store is not None:
@@ -35,16 +36,19 @@ try:
     if job is not None:  # UMAP/t-SNE not cached yet: fitted off the request path, PCA meanwhile
         widgets.wait_for_projection(job, method, len(ds.x_train) + len(ds.x_test))
         method = "pca"
+    by_tag = view.color == tags.TAG_COLOR  # coloured after the cached frame (tags change often)
     frame = dataset_map.latent_map(
         run_dir, sha, ds.content_hash, method, view.n_components, view.seed,
-        view.split, view.color, view.cap,
+        view.split, f"label:{ds.primary}" if by_tag else view.color, view.cap,
     )  # fmt: skip
+    frame = tags.recolour(frame, run_dir) if by_tag else frame
 except LsxError as err:
     st.error(str(err))
     st.stop()
 
 if data_warning:
     st.warning(data_warning)
+n_all = len(ds.x_train) + len(ds.x_test)
 sampled = " (a per-class sample; raise **Max points** in the sidebar to see more)"
 st.markdown(
     f"Showing **{frame.n_shown:,}** of **{frame.n_total:,}** points · {view.split} split · "
@@ -61,50 +65,30 @@ fig = latent_scatter(
     axis_titles=frame.axis_titles,
     uirevision=f"{run_dir}|{method}|{view.n_components}|{view.seed}",
 )
+ctx = generate.Ctx(run_dir, sha, model, ds, method, view.n_components, view.seed)
 try:
     latent_map.add_overlay(fig, run_dir, sha, ds, method, view.n_components, view.seed, view.color)
+    generate.decorate(fig, ctx, frame.coords)
 except LsxError as err:
-    st.warning(f"Centres not drawn: {err}")
+    st.warning(f"Not drawn on the map: {err}")
 event = st.plotly_chart(
     fig, key=state.LM_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
 )
 with st.expander("Projection manifest (method, parameters, seed, versions, cache)"):
     st.json(frame.manifest, expanded=1)
+sel = tags.selection(event, frame, run_dir, n_all)
+tags.tag_sidebar(run_dir, sel, n_all)
 
+generate.panels(ctx, sel)
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.subheader("Selection")
-    ids = widgets.selected_ids(event, frame.ids)
-    if not ids:
-        st.caption(
-            "Drag a box or lasso on the map (2-D) or click a point to see the inputs beside "
-            "their reconstructions (left: input, right: reconstruction)."
-        )
-    else:
-        try:
-            shown = widgets.spread(ids, GALLERY_CAP)
-            x, x_hat, captions = cache.samples(run_dir, sha, ds.content_hash, shown)
-        except LsxError as err:
-            st.error(str(err))
-        else:
-            st.caption(
-                f"Showing {len(shown)} of {len(ids)} selected (spread over the selection; "
-                "left: input, right: reconstruction)."
-            )
-            st.image(pair_tiles(x, x_hat), caption=captions, output_format="PNG")
+    latent_map.selection_gallery(run_dir, sha, ds, sel.ids, sel.source)
+    tags.export_panel(run_dir, sha, ds, method, view.n_components, view.seed, sel)
 with right:
-    st.subheader("Decode a sample")
-    sample_id = latent_map.sample_id_input(len(ds.x_train), len(ds.x_test))
-    try:
-        x, x_hat, captions = cache.samples(run_dir, sha, ds.content_hash, (sample_id,))
-    except LsxError as err:
-        st.error(str(err))
-    else:
-        images, labels, summary = decode_triptych(x[0], x_hat[0])
-        st.caption(f"Sample {captions[0]} · {summary}")
-        st.image(images, caption=labels, output_format="PNG")
+    latent_map.decode_panel(run_dir, sha, ds)
 
 try:
     latent_map.sanity_section(run_dir, sha, ds, view.split)
 except LsxError as err:
     st.error(str(err))
+share.write_url(run_dir, view.color, sel.tag, sel.ids)

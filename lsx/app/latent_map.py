@@ -21,13 +21,15 @@ from lsx.analysis.clusters import COLOR_KINDS, RULE_CONFIGURED, center_overlay, 
 from lsx.app import cache, state
 from lsx.app.cluster_space import GALLERY_PX, all_labels, all_latents, space
 from lsx.app.store_map import run_stores
-from lsx.app.widgets import projection_form
+from lsx.app.widgets import projection_form, spread
 from lsx.data import Dataset
+from lsx.errors import LsxError
 from lsx.viz.clusters import add_centers
-from lsx.viz.images import scale_for, to_uint8
+from lsx.viz.images import decode_triptych, pair_tiles, scale_for, to_uint8
 
 SPLITS = ("all", "train", "test")  # "all" = train then test, one projection for both
 MISASSIGNED_SHOWN = 8
+GALLERY_CAP = 32
 
 
 # ------------------------------------------------------------------------------ controls
@@ -65,7 +67,9 @@ def color_options(
     """
     clusters = [f"{kind}:{attr}" for kind in COLOR_KINDS for attr in label_names]
     atom = ["atom"] if dominant_atom else []  # lsx.app.atoms.dominant_colors
-    return [f"label:{attr}" for attr in label_names] + ["error", "latent"] + atom + clusters
+    return (
+        [f"label:{attr}" for attr in label_names] + ["error", "latent"] + atom + clusters + ["tag"]
+    )
 
 
 def color_label(option: str) -> str:
@@ -85,7 +89,7 @@ def color_label(option: str) -> str:
     kind, _, attr = option.partition(":")
     if kind in COLOR_KINDS:
         return f"{COLOR_KINDS[kind]}: {attr}"
-    names = {"error": "reconstruction error", "latent": "a latent dimension"}
+    names = {"error": "reconstruction error", "latent": "a latent dimension", "tag": "tag"}
     return {**names, "atom": "dominant atom"}.get(option, option)
 
 
@@ -112,11 +116,17 @@ def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> Map
         options = color_options(label_names, has_atoms(model) or has_codebook(model))
     else:
         options = color_options(label_names)
-    if st.session_state.get(state.LM_COLOR) not in options:
+    asked = st.session_state.get(state.LM_COLOR)
+    if asked not in options:
+        if asked is not None:  # e.g. from a link: say so, then show the default
+            st.warning(f"Colour {str(asked)[:60]!r} is not available for this run; showing "
+                       f"{color_label(options[0])}.")  # fmt: skip
         st.session_state[state.LM_COLOR] = options[0]
-    st.session_state[state.LM_LATENT_DIM] = min(
-        int(st.session_state[state.LM_LATENT_DIM]), n_latent - 1
-    )
+    dim = int(st.session_state[state.LM_LATENT_DIM])
+    if not 0 <= dim < n_latent:
+        st.warning(f"Latent dimension {dim} is out of range (0..{n_latent - 1}); showing "
+                   f"{min(max(dim, 0), n_latent - 1)}.")  # fmt: skip
+        st.session_state[state.LM_LATENT_DIM] = min(max(dim, 0), n_latent - 1)
     with st.sidebar:
         st.subheader("Map")
         projection_form(
@@ -208,6 +218,42 @@ def sample_id_input(n_train: int, n_test: int) -> int:
         help="Hover a point on the map to see its id.",
     )
     return int(st.session_state[state.LM_DECODE_ID])
+
+
+def selection_gallery(run_dir: str, sha: str, ds: Dataset, ids: Sequence[int], source: str) -> None:
+    """The selected inputs beside their reconstructions (spread over the selection)."""
+    st.subheader("Selection")
+    if not ids:
+        st.caption(
+            "Drag a box or lasso on the map (2-D), click a point, or pick a tag in the sidebar "
+            "to see the inputs beside their reconstructions (left: input, right: reconstruction)."
+        )
+        return
+    try:
+        shown = spread(list(ids), GALLERY_CAP)
+        x, x_hat, captions = cache.samples(run_dir, sha, ds.content_hash, shown)
+    except LsxError as err:
+        st.error(str(err))
+        return
+    st.caption(
+        f"Showing {len(shown)} of {len(ids)} selected ({source}; spread over the selection; "
+        "left: input, right: reconstruction)."
+    )
+    st.image(pair_tiles(x, x_hat), caption=captions, output_format="PNG")
+
+
+def decode_panel(run_dir: str, sha: str, ds: Dataset) -> None:
+    """One sample's input, reconstruction and residual, picked by id."""
+    st.subheader("Decode a sample")
+    sample_id = sample_id_input(len(ds.x_train), len(ds.x_test))
+    try:
+        x, x_hat, captions = cache.samples(run_dir, sha, ds.content_hash, (sample_id,))
+    except LsxError as err:
+        st.error(str(err))
+        return
+    images, labels, summary = decode_triptych(x[0], x_hat[0])
+    st.caption(f"Sample {captions[0]} · {summary}")
+    st.image(images, caption=labels, output_format="PNG")
 
 
 # ------------------------------------------------------------------------------ clusters

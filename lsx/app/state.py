@@ -46,6 +46,33 @@ LMS_METHOD = "lms_method"  # latent-store map (lsx.app.store_map): projection, s
 LMS_SEED = "lms_seed"
 LMS_COLOR = "lms_color"
 LMS_CHART = "lms_chart"
+# Latent map: generation panels (lsx.app.generate), tags and exports (lsx.app.tags), URL (lsx.app.share)
+LM_GEN_PANEL = "lm_gen_panel"  # which generation panel is open ("off", "decode", "traverse", ...)
+LM_GEN_X = "lm_gen_x"  # map position decoded by "decode anywhere"
+LM_GEN_Y = "lm_gen_y"
+LM_GEN_CLICK = "lm_gen_click"  # last clicked position (a new click overwrites x/y once)
+LM_GEN_KIND = "lm_gen_kind"  # traversal directions: dims, pca, active, centres
+LM_GEN_DIMS = "lm_gen_dims"  # text: "0-7" or "0,3,5"; "" = the first 8
+LM_GEN_RANGE = "lm_gen_range"  # traversal from -k to +k standard deviations
+LM_GEN_BASE = "lm_gen_base"  # traversal / edit start: -1 = the mean, else a sample id
+LM_GEN_A = "lm_gen_a"  # interpolation ends (sample ids)
+LM_GEN_B = "lm_gen_b"
+LM_GEN_STEPS = "lm_gen_steps"
+LM_GEN_MODE = "lm_gen_mode"  # "linear" or "slerp"
+LM_GEN_N = "lm_gen_n"  # samples drawn
+LM_GEN_SEED = "lm_gen_seed"
+LM_GEN_CLASS = "lm_gen_class"  # sae: class whose sphere is sampled
+LM_GEN_EDIT_A = "lm_gen_edit_a"  # attribute arithmetic: "class:<name>" or "tag:<name>"
+LM_GEN_EDIT_B = "lm_gen_edit_b"
+LM_GEN_STRENGTH = "lm_gen_strength"
+LM_TAG_SOURCE = "lm_tag_source"  # "" = the map selection, else a tag name used as the selection
+LM_TAG_NAME = "lm_tag_name"  # name typed for a new tag
+LM_TAG_DELETE = "lm_tag_delete"  # tag picked for deletion
+LM_TAG_CONFIRM = "lm_tag_confirm"  # tag awaiting "yes, delete" (None: nothing to confirm)
+LM_TAG_MESSAGE = "lm_tag_message"  # (kind, text) shown once after a tag action
+LM_TAG_DROPPED = "lm_tag_dropped"  # tag just deleted (the selection falls back silently)
+LM_URL_READ = "lm_url_read"  # the page read the URL's view once in this session
+LM_PINNED = "lm_pinned"  # ids selected by the URL (?ids=...), until a map selection replaces them
 
 # Lookup page (pages/3_lookup.py)
 LU_UPLOADS = "lu_uploads"  # st.file_uploader
@@ -132,6 +159,28 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         LMS_METHOD: "pca",
         LMS_SEED: 0,
         LMS_COLOR: None,  # None: the store's primary label
+        LM_GEN_PANEL: "decode",
+        LM_GEN_X: 0.0,
+        LM_GEN_Y: 0.0,
+        LM_GEN_CLICK: None,
+        LM_GEN_KIND: "dims",
+        LM_GEN_DIMS: "",  # "": the first 8
+        LM_GEN_RANGE: 3.0,
+        LM_GEN_BASE: -1,
+        LM_GEN_A: 0,
+        LM_GEN_B: 1,
+        LM_GEN_STEPS: 8,
+        LM_GEN_MODE: "slerp",
+        LM_GEN_N: 16,
+        LM_GEN_SEED: 0,
+        LM_GEN_STRENGTH: 1.0,
+        LM_TAG_SOURCE: "",
+        LM_TAG_NAME: "",
+        LM_TAG_CONFIRM: None,
+        LM_TAG_MESSAGE: None,
+        LM_TAG_DROPPED: None,
+        LM_URL_READ: False,
+        LM_PINNED: (),
         LU_DB: "",
         LU_K: 8,
         LU_QUERY: "",

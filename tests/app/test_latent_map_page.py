@@ -20,9 +20,11 @@ from lsx.checkpoint import WEIGHTS_NAME, save_checkpoint
 from lsx.data import load_dataset
 from lsx.models import build_model, make_config
 from lsx.train import data_info
+from lsx.viz.generate import GRID_NAME, MARK_NAME, PATH_NAME
 from tests.waiting import rerun_until_shown, wait_until
 
 PAGE = str(Path(__file__).parents[2] / "pages" / "2_latent_map.py")
+OVERLAYS = {GRID_NAME, PATH_NAME, MARK_NAME}  # click grid, paths, marks (lsx.viz.generate)
 RUN = "tiny-vae-digits"
 N_DIGITS = 1797
 
@@ -74,6 +76,7 @@ def decode(value: object) -> list:
 def figure(at: AppTest) -> dict:
     (chart,) = at.get("plotly_chart")
     fig = json.loads(chart.proto.spec)
+    fig["data"] = [t for t in fig["data"] if t.get("name") not in OVERLAYS]  # points only
     for trace in fig["data"]:
         trace["customdata"] = decode(trace["customdata"])
     return fig
@@ -109,8 +112,10 @@ def test_happy_path_map_and_decode_panel(monkeypatch, root):
     manifest = at.json[0].value
     assert '"method": "pca"' in manifest
     assert '"disk_cache"' in manifest
-    assert len(at.get("image")) == 1  # decode panel: input | reconstruction | residual
-    assert "reconstruction" in str(at.get("image")[0].proto)
+    images = [str(i.proto) for i in at.get("image")]
+    assert len(images) == 2  # decode anywhere (lsx.app.generate), then the decode panel
+    assert "decoded here" in images[0]
+    assert "reconstruction" in images[1]  # decode panel: input | reconstruction | residual
     assert any((root / RUN / "cache").glob("projection-*.json"))  # persisted by lsx.cache
 
 
@@ -149,7 +154,7 @@ def test_selection_shows_gallery_from_customdata_ids(monkeypatch, root):
     at.run(timeout=60)
     assert not at.exception
     assert any("Showing 2 of 2 selected" in c.value for c in at.caption)
-    gallery = str(at.get("image")[0].proto)
+    gallery = next(str(i.proto) for i in at.get("image") if "id 7 · " in str(i.proto))
     assert "id 7 · " in gallery
     assert "id 1500 · " in gallery
 
