@@ -23,6 +23,7 @@ from lsx.paths import user_checkpoints
 CHECKPOINTS_ENV = "LSX_CHECKPOINTS"
 THREADS_ENV = "LSX_TORCH_THREADS"
 DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
+PAGE_ICON = Path(__file__).resolve().parent / "assets" / "icon.png"  # shipped: no icon CDN
 
 # shared (every page)
 RUN_DIR = "run_dir"  # str path of the chosen run folder, or None; set by widgets.run_picker
@@ -253,7 +254,7 @@ def init(page_title: str | None = None) -> None:
     """
     st.set_page_config(
         page_title=f"lsx · {page_title}" if page_title else "lsx",
-        page_icon=":material/scatter_plot:",
+        page_icon=str(PAGE_ICON),
         layout="wide",
     )
     for key, value in DEFAULTS.items():

@@ -85,3 +85,78 @@ def test_skipped_entries_are_named_with_reasons(monkeypatch, tmp_path):
     assert "not valid JSON" in note
     assert "never unpickles" in note
     assert at.sidebar.expander[0].label == "Skipped 4 entries in " + tmp_path.name + "/"
+
+
+# ------------------------------------------------------------------------------ the first visit
+
+REPO_CHECKPOINTS = Path(__file__).parents[2] / "checkpoints"
+
+
+def test_home_opens_on_a_chosen_demo_run_with_its_map_and_one_next_step(monkeypatch):
+    from lsx.app import home as home_page
+
+    at = home(monkeypatch, REPO_CHECKPOINTS)
+    assert not at.exception
+    demo = REPO_CHECKPOINTS / home_page.DEMO_RUNS[0]
+    assert at.session_state[state.RUN_DIR] == str(demo)  # chosen without a click
+    assert at.sidebar.selectbox(key=state.RUN_PICKER).value == str(demo)
+    assert at.subheader[0].value == f"{demo.name} · vae on mnist5k"
+    chart = at.get("plotly_chart")[0]  # the picture: the demo run's latent map
+    assert "1,000 test images of `mnist5k`" in at.caption[0].value
+    assert chart.proto.spec
+    links = at.get("page_link")
+    assert len(links) == 1  # one obvious next step
+    assert links[0].proto.page == "latent_map"
+    assert "Latent map" in links[0].proto.label
+
+
+def test_home_keeps_a_run_the_user_chose_or_named_in_the_url(monkeypatch):
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(REPO_CHECKPOINTS))
+    monkeypatch.setenv(THREADS_ENV, "1")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = "demo-ae-digits"
+    at.run()
+    assert not at.exception
+    assert at.session_state[state.RUN_DIR] == str(REPO_CHECKPOINTS / "demo-ae-digits")
+    chosen = str(REPO_CHECKPOINTS / "demo-sae-mnist5k")
+    at.sidebar.selectbox(key=state.RUN_PICKER).select(chosen).run()
+    assert at.session_state[state.RUN_DIR] == chosen
+    assert at.subheader[0].value == "demo-sae-mnist5k · sae on mnist5k"
+
+
+def test_no_demo_run_no_preselection(monkeypatch, tmp_path):
+    make_run(tmp_path, "ae-digits")
+    at = home(monkeypatch, tmp_path)
+    assert not at.exception
+    assert at.session_state[state.RUN_DIR] is None
+    assert not at.get("page_link")  # nothing chosen: the runs table and how to train
+    assert at.dataframe[0].value["run"].tolist() == ["ae-digits"]
+
+
+def test_the_router_names_the_first_page_home_and_keeps_every_page_url():
+    from lsx.app import home as home_page
+
+    files = home_page.page_files()
+    assert [f.name for f in files] == sorted(
+        (p.name for p in (Path(APP).parent / "pages").glob("*.py")),
+        key=lambda n: int(n.split("_", 1)[0]),
+    )
+    titles = [home_page.page_title(f) for f in files]
+    assert titles[:3] == ["Train", "Latent map", "Lookup"]
+    assert "Large datasets" in titles
+    # the URL paths auto-discovery gives the same files: deep links work in both modes
+    assert [home_page.url_path(f) for f in files][:2] == ["train", "latent_map"]
+    source = Path(APP).read_text(encoding="utf-8")
+    assert "st.navigation(home.pages(home.render)).run()" in source
+    assert 'title="Home"' in Path(home_page.__file__).read_text(encoding="utf-8")
+
+
+def test_the_page_icon_is_a_file_shipped_with_lsx_not_an_icon_from_the_internet(monkeypatch):
+    import streamlit as st
+
+    seen: dict = {}
+    monkeypatch.setattr(st, "set_page_config", lambda **kwargs: seen.update(kwargs))
+    state.init("Home")
+    icon = Path(seen["page_icon"])  # a ":material/...:" icon is fetched from fonts.gstatic.com
+    assert icon.is_file()
+    assert icon.is_relative_to(Path(APP).parent / "lsx")

@@ -1,0 +1,145 @@
+"""The app's entry: the page list of the ``st.navigation`` router in ``app.py`` and the Home page.
+
+``app.py`` routes with ``st.navigation`` so the first page is called "Home" (under auto-discovery
+the sidebar names it after its file, "app"). The other pages stay files in ``pages/``, discovered
+here in file order, with the same URL paths as under auto-discovery (``pages/2_latent_map.py`` ->
+``/latent_map``), so deep links keep working in both modes: a fresh server serves a first visit
+straight to ``/latent_map`` in auto-discovery mode before ``app.py`` has run (house-style.md §2).
+
+Home opens on a chosen demo run (:data:`DEMO_RUNS`, the first one present) when nothing is chosen
+yet: its latent map (PCA of the test split, read from the run's disk cache when shipped) and one
+obvious next step, the Latent map page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from lsx import __version__
+from lsx.app import cache, state, widgets
+from lsx.errors import LsxError
+
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+DEMO_RUNS = ("demo-vae-mnist5k", "demo-vae-digits", "demo-ae-digits")  # first present is chosen
+LATENT_MAP_PAGE = "pages/2_latent_map.py"
+HOME_ICON = ":material/home:"
+MAP_POINTS = 1000  # test points on Home's picture (PCA: instant, from the disk cache)
+
+
+def page_title(path: Path) -> str:
+    """``2_latent_map.py`` -> ``"Latent map"`` (the numeric prefix sets the order only)."""
+    stem = re.sub(r"^\d+_", "", path.stem)
+    return stem.replace("_", " ").capitalize()
+
+
+def url_path(path: Path) -> str:
+    """``2_latent_map.py`` -> ``"latent_map"``: the path auto-discovery gives the same file."""
+    return re.sub(r"^\d+_", "", path.stem)
+
+
+def page_files() -> list[Path]:
+    """The page files of ``pages/``, in their numeric order."""
+
+    def order(p: Path) -> tuple[int, str]:
+        m = re.match(r"^(\d+)_", p.name)
+        return (int(m.group(1)) if m else 10**6, p.name)
+
+    return sorted((p for p in PAGES_DIR.glob("*.py") if not p.name.startswith("_")), key=order)
+
+
+def pages(home: Callable[[], None]) -> list:
+    """The router's pages: ``home`` (default, titled "Home"), then every file of ``pages/``."""
+    entries = [st.Page(home, title="Home", icon=HOME_ICON, url_path="home", default=True)]
+    for path in page_files():
+        entries.append(st.Page(str(path), title=page_title(path), url_path=url_path(path)))
+    return entries
+
+
+def default_run() -> str | None:
+    """The first of :data:`DEMO_RUNS` that is a valid run of the checkpoints folder, else None."""
+    runs, _ = cache.runs(state.checkpoints_root())
+    by_name = {info.name: str(info.run_dir) for info in runs}
+    return next((by_name[name] for name in DEMO_RUNS if name in by_name), None)
+
+
+def preselect_demo() -> None:
+    """Choose the default demo run when no run is chosen yet (and the URL names none)."""
+    if st.session_state.get(state.RUN_DIR) is None and not st.query_params.get("run"):
+        st.session_state[state.RUN_DIR] = default_run()
+
+
+def _picture(run_dir: str, dataset: str) -> None:
+    """The chosen run's latent map: PCA of (at most MAP_POINTS) test points, by class."""
+    from lsx.analysis import sample_per_class
+    from lsx.viz.latent import latent_scatter
+
+    run = cache.open_run(run_dir)
+    coords, _ = cache.projection(run_dir, run.sha, run.dataset.content_hash, "pca", 2, 0)
+    n_train = len(run.dataset.x_train)
+    y = run.dataset.y_test
+    keep = sample_per_class(y, MAP_POINTS, seed=0)
+    fig = latent_scatter(
+        coords[n_train:][keep], keep + n_train, color=y[keep],
+        categories=list(run.dataset.class_names), color_title=run.dataset.primary,
+        axis_titles=("PC 1", "PC 2"), height=420,
+    )  # fmt: skip
+    st.plotly_chart(fig, key="home_map")
+    st.caption(
+        f"{len(keep):,} test images of `{dataset}` placed by "
+        f"**{Path(run_dir).name}**'s encoder (PCA of the latent codes), coloured by "
+        f"{run.dataset.primary}. Nearby points are images the model finds similar."
+    )
+
+
+def render() -> None:
+    """The Home page: a chosen run, its latent map, the next step, the runs, how to train."""
+    state.init("Home")
+    preselect_demo()
+    info = widgets.run_picker()
+    st.title("lsx · latent-space explorer")
+    st.markdown(
+        "Train an autoencoder on a small image dataset or your own image folder, then explore "
+        "its latent space: where each input lands, how well it is reconstructed, and what the "
+        "decoder makes of any point."
+    )
+    root = state.checkpoints_root()
+    runs, skipped = cache.runs(root)
+    if info is not None:
+        st.subheader(f"{info.name} · {info.kind} on {info.dataset}")
+        try:
+            _picture(str(info.run_dir), info.dataset)
+        except LsxError as err:
+            st.error(str(err))
+        st.page_link(
+            LATENT_MAP_PAGE, label="Next: explore this map on the Latent map page",
+            icon=":material/scatter_plot:",
+        )  # fmt: skip
+    _runs_and_training(runs, skipped, root)
+
+
+def _runs_and_training(runs: list, skipped: list, root: Path) -> None:
+    st.subheader("Runs")
+    if runs:
+        st.caption(f"{len(runs)} valid run(s) in `{root}`. Pick one in the sidebar (**Run**).")
+        st.dataframe(widgets.run_rows(runs), hide_index=True)
+    else:
+        st.info(
+            f"No trained runs in `{root}` yet. Train one with the command below, or point the "
+            f"`{state.CHECKPOINTS_ENV}` environment variable at a folder of runs."
+        )
+    if skipped:
+        st.warning(
+            f"Skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not "
+            "valid runs: " + "; ".join(f"`{name}` ({reason})" for name, reason in skipped)
+        )
+    st.subheader("Train a run")
+    st.code(widgets.TRAIN_COMMAND, language="bash")
+    st.caption(
+        f"Kinds: {widgets.registry_list('kinds')}; datasets: {widgets.registry_list('datasets')}, "
+        f"`folder:PATH`. The run lands in `{root}/`. `python -m lsx --help` lists every option."
+    )
+    st.caption(f"lsx {__version__}")
