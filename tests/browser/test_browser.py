@@ -114,3 +114,62 @@ def test_umap_is_fitted_in_the_background_and_the_map_switches_by_itself(chromiu
             browser.close()
     log = server.log.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.mark.browser
+def test_home_first_visit_offline_names_home_shows_a_demo_map_and_deep_links_still_work(
+    chromium, tmp_path
+):
+    from playwright.sync_api import sync_playwright
+
+    demo = "demo-vae-mnist5k"
+    root = tmp_path / "checkpoints"
+    shutil.copytree(REPO_CHECKPOINTS / demo, root / demo)  # its disk cache too: a quick map
+    with serve(root, tmp_path) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        outside: list[str] = []
+
+        def local_only(route) -> None:  # as offline: anything not from our server fails
+            if route.request.url.startswith((server.url, "data:", "blob:")):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.route("**/*", local_only)
+            page.goto(server.url)
+            page.wait_for_selector(".js-plotly-plot", timeout=TIMEOUT_MS)
+            page.wait_for_function(f"({POINTS_JS})() > 0", timeout=TIMEOUT_MS)
+            wait_idle(page)
+            nav = page.get_by_test_id("stSidebarNav")
+            assert nav.get_by_text("Home", exact=True).count() == 1
+            assert nav.get_by_text("app", exact=True).count() == 0
+            assert page.evaluate(POINTS_JS) == 1000  # the demo's test split, by class
+            picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first
+            assert picker.get_by_role("combobox").input_value().startswith(demo)
+            link = page.get_by_role("link", name=re.compile("Next: explore this map"))
+            assert link.count() == 1
+            icon = page.evaluate("document.querySelector(\"link[rel='shortcut icon']\").href")
+            assert icon.startswith((server.url, "data:")), icon
+            assert page.locator("[data-testid='stException']").count() == 0
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.mouse.move(5, 5)
+            page.screenshot(path=str(ARTIFACTS / "home.png"))
+
+            link.click()  # the next step: the Latent map of the same run
+            page.get_by_text(re.compile(r"^Showing [\d,]+ of [\d,]+ points")).wait_for(
+                timeout=TIMEOUT_MS
+            )
+            wait_idle(page)
+            page.goto(f"{server.url}/compare?run={demo}")  # a deep link after the router ran
+            page.get_by_text("Checkpoint B").wait_for(timeout=TIMEOUT_MS)
+            wait_idle(page)
+            assert page.locator("[data-testid='stException']").count() == 0
+        finally:
+            browser.close()
+    assert outside == [], outside  # every asset ships with lsx
+    log = server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
+    assert "WARNING" not in log, log[-3000:]

@@ -21,6 +21,16 @@ PLOT_POINTS_JS = """() => { const gd = document.querySelector('.js-plotly-plot')
   return gd && gd._fullData ? gd._fullData.reduce((s, t) => s + (t._length || 0), 0) : 0; }"""
 
 
+SPREAD_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
+  const rms = (ax) => { const xs = [], ys = [];
+    for (const t of gd._fullData) { if ((t.xaxis || 'x') !== ax) continue;
+      for (let i = 0; i < t._length; i++) { xs.push(+t.x[i]); ys.push(+t.y[i]); } }
+    const mean = (v) => v.reduce((s, e) => s + e, 0) / v.length, mx = mean(xs), my = mean(ys);
+    let s = 0; for (let i = 0; i < xs.length; i++) s += (xs[i] - mx) ** 2 + (ys[i] - my) ** 2;
+    return Math.sqrt(s / xs.length); };
+  return [rms('x'), rms('x2')]; }"""
+
+
 def wait_idle(page) -> None:
     page.wait_for_selector(f"{APP}[data-test-connection-state='CONNECTED']", timeout=TIMEOUT_MS)
     page.wait_for_selector(f"{APP}[data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
@@ -60,12 +70,12 @@ def test_train_from_the_browser_then_compare_two_checkpoints(chromium, tmp_path)
             page.get_by_role("button", name="Start training").click()
 
             page.get_by_text(
-                re.compile(r"trained 2 epochs\. The run is in the checkpoint")
+                re.compile(r"trained 2 epochs \(epoch 2/2.*\)\. The run is in the checkpoint")
             ).wait_for(timeout=TIMEOUT_MS)
             wait_idle(page)
-            bar = page.locator("[data-testid='stProgress'] [role='progressbar']").first
-            assert bar.get_attribute("aria-valuenow") == "100"
-            assert page.get_by_text("epoch 2/2").count() >= 1
+            # done: a green box, not a full progress bar in the theme's red primary colour
+            assert page.locator("[data-testid='stProgress']").count() == 0
+            assert page.locator("[data-testid='stAlertContentSuccess']").count() >= 1
             sidebar = page.get_by_test_id("stSidebar")
             picker = sidebar.get_by_test_id("stSelectbox").first
             chosen = picker.get_by_role("combobox").input_value()
@@ -87,7 +97,13 @@ def test_train_from_the_browser_then_compare_two_checkpoints(chromium, tmp_path)
             assert chart.get_by_text(f"A · {SHIPPED[0]}").count() == 1  # names A and B too)
             assert page.get_by_text("Linear CKA").count() == 1
             page.get_by_text("Model cards and final metrics").wait_for(timeout=TIMEOUT_MS)
-            assert page.locator("[data-testid='stDataFrame']").count() >= 4  # incl. metrics
+            assert page.locator("[data-testid='stDataFrame']").count() >= 5  # incl. metrics
+            # an AE and a VAE: reconstruction in common units; losses in nats vs MSE not subtracted
+            assert page.get_by_text("Reconstruction on the same samples").count() == 1
+            assert page.get_by_text(re.compile(r"only where both runs log the metric")).count() == 1
+            # both maps standardised before aligning: B fills its panel like A
+            a, b = page.evaluate(SPREAD_JS)
+            assert 0.95 < b / a < 1.05, (a, b)
             assert page.locator("[data-testid='stException']").count() == 0
             page.mouse.move(5, 5)
             page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
