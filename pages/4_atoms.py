@@ -1,9 +1,11 @@
 """Atoms: which dictionary atoms does a sparse-coding model use, how sparse are its codes, does a
 VQ-VAE use its codebook as well, and what do the patch codes segment in a photo?
 
-For an ``scvae`` run: usage histogram (dead atoms marked), atom gallery, co-activation and
+For an ``scvae`` run: usage histogram (dead atoms marked), atom gallery (what each atom does:
+its decoded effect and its top activating patches), co-activation and
 per-class heat maps, L0/L1 distributions, and the comparison with a ``vqvae`` run (and the other
-way round). Every statistic covers the whole chosen split. The segmentation view works for any
+way round). Every statistic covers the whole chosen split (a per-class sample is shown first
+while the whole split is coded in the background). The segmentation view works for any
 run: it clusters the patch codes of a built-in or uploaded photo.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import atoms, cache, state, widgets
+from lsx.app import atoms, cache, segmentation, state, widgets
 from lsx.errors import LsxError
 from lsx.models import MODELS
 
@@ -23,7 +25,7 @@ run_dir = widgets.selected_run()
 try:
     sha, _, config, ds, data_warning = cache.open_run(run_dir)
     split = atoms.split_control()
-    stats = atoms.usage(run_dir, sha, ds.content_hash, split)
+    c, job = atoms.coded(run_dir, sha, ds.content_hash, split)  # a sample first, then all
 except LsxError as err:
     st.error(str(err))
     st.stop()
@@ -31,23 +33,26 @@ except LsxError as err:
 if data_warning:
     st.warning(data_warning)
 info = atoms.run_info(run_dir)
-if stats is None:
+if c is None:
     st.info(
         f"This run is a `{config.kind}`; atom and code statistics need an `scvae` or `vqvae` run "
         "(e.g. `demo-scvae-mnist5k`). The segmentation view below works for any run."
     )
 else:
-    spec = MODELS[config.kind]  # the registry: what its dictionary is called, are codes sparse
+    spec, stats = MODELS[config.kind], c.stats  # the registry: its dictionary, sparse codes?
+    if job is not None:
+        atoms.wait_for_split(job, c, split)
     st.markdown(
         f"**{len(stats.counts)} {spec.dictionary}** over **{stats.n_positions:,}** latent "
-        f"positions ({split} split of `{ds.spec}`, every image)."
+        f"positions ({split} split of `{ds.spec}`, "
+        + (f"{len(c.ids):,} of {c.n_total:,} images)." if c.partial else "every image).")
     )
     try:
         atoms.summary(stats)
-        y, class_names = atoms.labels_of(run_dir, split)
+        y, class_names = atoms.labels_of(run_dir, split, c.ids)
         tabs = st.tabs(["Gallery", "Heat maps", "Sparsity", "scvae vs vqvae"])
         with tabs[0]:
-            atoms.gallery_panel(run_dir, sha, ds.content_hash, stats)
+            atoms.gallery_panel(run_dir, sha, ds.content_hash, split, c)
         with tabs[1]:
             atoms.heatmap_panels(stats, class_names)
         with tabs[2]:
@@ -71,6 +76,6 @@ st.caption(
     "one patch, its (sparse) code is clustered with k-means, and the cluster map is upsampled."
 )
 try:
-    atoms.segmentation_view(run_dir, sha)
+    segmentation.segmentation_view(run_dir, sha)
 except LsxError as err:
     st.error(str(err))

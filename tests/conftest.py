@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 import torch
 
 torch.set_num_threads(1)  # tiny models are fastest on one thread; two collapse under contention
+# no UMAP warm-up fit in the app's worker (lsx.app.background): it would hold a core for ~25 s
+os.environ.setdefault("LSX_UMAP_WARMUP", "0")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

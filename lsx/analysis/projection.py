@@ -5,8 +5,12 @@ registry :data:`PROJECTIONS` (name -> fitter, default parameters, one-line summa
 picker, the on-disk cache (:mod:`lsx.cache`) and the tests iterate over.
 
 ``import umap`` happens inside the UMAP fitter only: importing lsx must not pay umap's import and
-numba JIT cost (field-notes.md A.3). Inputs are cast to float32 because numba compiles every dtype
-again.
+numba JIT cost. Inputs are cast to float32 because numba compiles every dtype again.
+
+Progress: inside ``with reporting_progress(callback):`` the fitters report ``callback(stage,
+done, total)`` (UMAP: "neighbours", then "epochs" with umap-learn's epoch count; t-SNE:
+"fitting"). Like ``sklearn.config_context``, the callback lives in a context variable, so it
+belongs to the calling thread only and the fitters' signatures stay as they are.
 
 Seeds: an int seed makes every method reproducible (UMAP then runs single-threaded, which
 umap-learn forces anyway when ``random_state`` is set); ``seed=None`` is the explicit fast mode
@@ -15,8 +19,11 @@ umap-learn forces anyway when ``random_state`` is set); ``seed=None`` is the exp
 
 from __future__ import annotations
 
+import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +33,54 @@ import numpy as np
 from lsx.errors import ConfigError, DataShapeError
 
 MIN_POINTS = 3
+PYNNDESCENT_FROM = 4096  # umap-learn uses exact kNN below this many points, pynndescent above
+WARMUP_POINTS = 4608  # > PYNNDESCENT_FROM: a warm-up compiles what a 5,000-point fit needs
+
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
+_PROGRESS: ContextVar[ProgressCallback | None] = ContextVar("lsx_projection_progress", default=None)
+
+
+@contextmanager
+def reporting_progress(callback: ProgressCallback) -> Iterator[None]:
+    """Within the block, projections in this thread report ``callback(stage, done, total)``.
+
+    Parameters
+    ----------
+    callback : callable
+        Called with ``("neighbours", 0, 0)`` and ``("epochs", n, n_epochs)`` by UMAP and with
+        ``("fitting", 0, 0)`` by t-SNE. It must be quick and must not raise.
+    """
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _report(stage: str, done: int = 0, total: int = 0) -> None:
+    callback = _PROGRESS.get()
+    if callback is not None:
+        callback(stage, done, total)
+
+
+class _EpochSink:
+    """A file for umap-learn's tqdm bar (``bar_format="{n}/{total}"``): each write reports the
+    epochs done to the progress callback."""
+
+    pattern = re.compile(r"(\d+)/(\d+)")
+
+    def __init__(self, callback: ProgressCallback) -> None:
+        self.callback = callback
+
+    def write(self, text: str) -> int:
+        found = self.pattern.findall(text)
+        if found:
+            done, total = found[-1]
+            self.callback("epochs", int(done), int(total))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
 
 
 def _pad_columns(a: np.ndarray, n_columns: int) -> np.ndarray:
@@ -63,6 +118,13 @@ def _umap(z: np.ndarray, n_components: int, seed: int | None, params: dict[str, 
     z = _pad_columns(z, n_components)
     n_jobs = 1 if seed is not None else -1  # umap-learn forces 1 with a seed; say so, no warning
     kwargs = dict(p, n_components=n_components, random_state=seed, n_jobs=n_jobs)
+    callback = _PROGRESS.get()
+    if callback is not None:  # umap-learn reports epochs through tqdm; read them from its bar
+        callback("neighbours", 0, 0)
+        kwargs["tqdm_kwds"] = {
+            "disable": False, "file": _EpochSink(callback), "bar_format": "{n}/{total}",
+            "mininterval": 0.25,
+        }  # fmt: skip
     try:
         return umap.UMAP(**kwargs).fit_transform(z)
     except (ValueError, RuntimeError, np.linalg.LinAlgError) as err:
@@ -84,6 +146,7 @@ def _tsne(z: np.ndarray, n_components: int, seed: int | None, params: dict[str, 
     p["perplexity"] = float(max(1.0, min(p["perplexity"], (len(z) - 1) / 3)))
     z = _pad_columns(z, n_components)  # init="pca" needs n_features >= n_components
     tsne = TSNE(n_components=n_components, init="pca", random_state=seed, **p)
+    _report("fitting")  # sklearn reports iterations only by printing: elapsed time only
     return tsne.fit_transform(z)
 
 
@@ -261,6 +324,28 @@ def project(
             "'pca'."
         )
     return coords
+
+
+def warm_up_umap(n_points: int = WARMUP_POINTS, *, n_epochs: int = 10, seed: int = 0) -> None:
+    """Pay numba's JIT of a UMAP fit once: a short fit on synthetic points, same code path.
+
+    umap-learn computes exact neighbours below 4,096 points and pynndescent above, so a
+    warm-up on fewer points would leave the expensive compilation to the first real fit. The
+    default takes the pynndescent path with a seed (single-threaded, as :func:`project` runs
+    with an int seed), so it compiles what a seeded fit of a 5,000-point demo run needs.
+
+    Parameters
+    ----------
+    n_points : int, default=4608
+        Synthetic points (> 4,096 for the pynndescent path).
+    n_epochs : int, default=10
+        Few: the layout's epoch function compiles on its first epoch.
+    seed : int, default=0
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(10, 16))
+    z = centres[rng.integers(0, 10, n_points)] + rng.normal(size=(n_points, 16))
+    project(z.astype(np.float32), "umap", 2, seed=seed, n_epochs=n_epochs)
 
 
 def _fair_quota(counts: np.ndarray, cap: int) -> np.ndarray:

@@ -1,17 +1,26 @@
 """App logic of the Atoms page (pages/4_atoms.py): cached atom/code statistics, the atom gallery,
 the scvae-vs-vqvae comparison, the segmentation view, and the dominant atom per sample that the
-latent map colours by. The math is in :mod:`lsx.analysis.atoms` and
-:mod:`lsx.analysis.segmentation`; figures in :mod:`lsx.viz.atoms`.
+latent map colours by. The math is in :mod:`lsx.analysis.atoms`,
+:mod:`lsx.analysis.atom_gallery` and :mod:`lsx.analysis.segmentation`; figures in
+:mod:`lsx.viz.atoms`.
+
+First visit: coding every image of a 5,000-image split through an scvae's ISTA takes tens of
+seconds on 2 cores, so the page first shows the statistics and the gallery of a per-class sample
+(:data:`PARTIAL` images, a second or two) while the whole split is coded in the background
+(:func:`lsx.app.background.results`); the page switches by itself when it is done.
 """
 
 from __future__ import annotations
 
-import hashlib
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from lsx.analysis import encode_array, sample_per_class
+from lsx.analysis.atom_gallery import TopActivations, atom_effects, cell_patches, top_activations
 from lsx.analysis.atoms import (
     AtomStats,
     CodeStats,
@@ -22,24 +31,16 @@ from lsx.analysis.atoms import (
     has_codebook,
     mean_latent,
 )
-from lsx.analysis.segmentation import (
-    MAX_K,
-    MIN_K,
-    PHOTOS,
-    Segmentation,
-    load_photo,
-    resize_image,
-    segment_image,
-)
-from lsx.app import cache, state
+from lsx.app import background, cache, state
 from lsx.checkpoint import RunInfo
-from lsx.data.images import decode_image, normalize_mode, to_array
-from lsx.errors import ConfigError, LsxError
+from lsx.errors import ConfigError
 from lsx.models import MODELS
 from lsx.viz.atoms import (
+    atom_card,
     atom_tiles,
+    effect_tiles,
     heatmap,
-    segmentation_overlay,
+    patch_strip,
     sparsity_boxes,
     usage_bars,
     usage_comparison,
@@ -47,9 +48,14 @@ from lsx.viz.atoms import (
 
 SPLITS = ("all", "train", "test")
 PARTNER = {kind: spec.partner for kind, spec in MODELS.items() if spec.partner}  # scvae<->vqvae
-MAX_SIDE = 1024  # uploads are shrunk to this longest side before tiling
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
 GALLERY_COLUMNS = 8
+PARTIAL = 512  # images coded on the request path (a per-class sample) while the rest runs
+TOP = 6  # top activating patches shown per atom
+GALLERY_MODES = {
+    "effect": "what each does (effect + top patches)",
+    "alone": "each alone",
+    "mean": "atom + mean code",
+}
 
 
 def _images(run_dir: str, split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -100,18 +106,78 @@ def dominant_colors(
     return np.searchsorted(present, dom[keep]), names, f"dominant atom (of {k})"
 
 
-@st.cache_data(max_entries=8, show_spinner="Decoding the atoms ...")
-def gallery(run_dir: str, sha: str, data_hash: str, mode: str) -> np.ndarray:
-    """(K, C, H, W) images: each atom (or code vector) alone, or atom plus the mean code."""
+@dataclass(frozen=True, eq=False)
+class Coded:
+    """Statistics, top activations and mean latent of the images coded so far."""
+
+    stats: AtomStats | CodeStats
+    top: TopActivations  # index: rows of ``ids``
+    base: np.ndarray  # the mean latent, shape latent_shape
+    ids: np.ndarray  # rows of the split's images that were coded (all, or a per-class sample)
+    n_total: int  # images in the split
+
+    @property
+    def partial(self) -> bool:
+        return len(self.ids) < self.n_total
+
+
+def _code(model, x: np.ndarray, y: np.ndarray, n_classes: int, ids: np.ndarray) -> Coded:
+    """Everything the page needs from the images ``x[ids]`` (runs in either thread)."""
+    xs, ys = x[ids], y[ids]
+    if has_atoms(model):
+        stats = atom_stats(model, xs, ys, n_classes=n_classes)
+        base = mean_latent(model, stats.mean_code)
+    else:
+        stats = code_stats(model, xs, ys, n_classes=n_classes)
+        base = encode_array(model, xs).mean(0).reshape(model.latent_shape)
+    top = top_activations(model, xs, top=TOP)
+    return Coded(stats, top, base.astype(np.float32), ids, len(x))
+
+
+@st.cache_data(max_entries=8, show_spinner="Coding a per-class sample of the images ...")
+def _partial(run_dir: str, sha: str, data_hash: str, split: str) -> Coded:
     model, _ = cache.load_run(run_dir, sha)
+    x, y, names = _images(run_dir, split)
+    ids = np.asarray(sample_per_class(y, PARTIAL, seed=0), dtype=np.int64)
+    return _code(model, x, y, len(names), ids)
+
+
+def coded(run_dir: str, sha: str, data_hash: str, split: str) -> tuple[Coded | None, Future | None]:
+    """The split's :class:`Coded` (None for a run without atoms or codebook), and the
+    background job coding the whole split while a per-class sample is shown (else None)."""
+    model, _ = cache.load_run(run_dir, sha)
+    if not (has_atoms(model) or has_codebook(model)):
+        return None, None
+    x, y, names = _images(run_dir, split)
+    if len(x) <= PARTIAL:
+        return _partial(run_dir, sha, data_hash, split), None
+    full, job = background.results().get(
+        ("atoms", run_dir, sha, data_hash, split),
+        lambda: _code(model, x, y, len(names), np.arange(len(x))),
+    )
+    return (full, None) if job is None else (_partial(run_dir, sha, data_hash, split), job)
+
+
+@st.cache_data(max_entries=8, show_spinner="Decoding the atoms ...")
+def gallery(
+    run_dir: str, sha: str, data_hash: str, mode: str, _coded: Coded, n_seen: int
+) -> np.ndarray:
+    """(K, C, H, W) images: each atom's effect (signed), each atom (or code vector) alone, or
+    atom plus the mean code. ``n_seen`` (images coded) keys the cache with the run."""
+    model, _ = cache.load_run(run_dir, sha)
+    vectors = (model.codebook if has_codebook(model) else model.atoms).detach().numpy()
     if has_codebook(model):
-        return dictionary_images(model, model.codebook.detach().numpy())
-    stats = usage(run_dir, sha, data_hash, "all")
+        if mode == "effect":  # a VQ position holds one codebook vector: put code k in its place
+            return atom_effects(model, vectors, _coded.base, replace=True)
+        return dictionary_images(model, vectors)
+    stats = _coded.stats
     used = stats.counts > 0
     typical = float(np.median(stats.mean_active[used])) if used.any() else 1.0
     scale = np.where(used, stats.mean_active, typical)  # a dead atom gets a typical coefficient
-    base = mean_latent(model, stats.mean_code) if mode == "mean" else None
-    return dictionary_images(model, model.atoms.detach().numpy(), scale=scale, base=base)
+    if mode == "effect":
+        return atom_effects(model, vectors, _coded.base, scale=scale)
+    base = _coded.base if mode == "mean" else None
+    return dictionary_images(model, vectors, scale=scale, base=base)
 
 
 def split_control() -> str:
@@ -154,26 +220,39 @@ def summary(stats: AtomStats | CodeStats) -> None:
     st.plotly_chart(usage_bars(stats.usage, unit=unit[:-1]), key="at_usage_chart")
 
 
-def gallery_panel(run_dir: str, sha: str, data_hash: str, stats: AtomStats | CodeStats) -> None:
-    """Every atom decoded through the decoder, most used first, dead ones captioned."""
-    if isinstance(stats, AtomStats):
-        st.radio(
-            "Decode",
-            ("alone", "mean"),
-            key=state.AT_GALLERY,
-            horizontal=True,
-            format_func={"alone": "each atom alone", "mean": "atom + mean code"}.get,
-        )
-    images = gallery(run_dir, sha, data_hash, str(st.session_state[state.AT_GALLERY]))
-    order = np.argsort(-stats.counts, kind="stable")
-    tiles = atom_tiles(images[order])
+def gallery_panel(run_dir: str, sha: str, data_hash: str, split: str, c: Coded) -> None:
+    """Every atom (code), most used first: what it does (its effect on the decoded mean code and
+    the patches that activate it most) or its decoded image; dead ones captioned."""
+    stats = c.stats
     unit = "atom" if isinstance(stats, AtomStats) else "code"
+    modes = [m for m in GALLERY_MODES if unit == "atom" or m != "mean"]
+    if st.session_state.get(state.AT_GALLERY) not in modes:
+        st.session_state[state.AT_GALLERY] = modes[0]
+    st.radio("Show", modes, key=state.AT_GALLERY, horizontal=True, format_func=GALLERY_MODES.get)
+    mode = str(st.session_state[state.AT_GALLERY])
+    images = gallery(run_dir, sha, data_hash, mode, c, len(c.ids))
+    order = np.argsort(-stats.counts, kind="stable")
     captions = [
         f"{unit} {k}" + (" · dead" if stats.counts[k] == 0 else f" · {stats.usage[k]:.1%}")
         for k in order
     ]
-    st.caption(f"Each {unit} repeated at every grid position and decoded; most used first.")
-    st.image(tiles, caption=captions, width=72)
+    if mode != "effect":
+        st.caption(f"Each {unit} repeated at every grid position and decoded; most used first.")
+        st.image(atom_tiles(images[order]), caption=captions, width=72)
+        return
+    what = "max |code|" if unit == "atom" else "closest encoder output"
+    st.caption(
+        f"Left: the change in the decoded mean code when {unit} k is switched on at the centre "
+        "cell (red brighter, blue darker; each tile's contrast normalised). Right: the input "
+        f"patches that activate it most ({what}; {len(c.ids):,} images of the {split} split)."
+    )
+    x, _, _ = _images(run_dir, split)
+    tiles, rows = effect_tiles(images), np.where(c.top.index < 0, -1, c.ids[c.top.index])
+    cards = [
+        atom_card(tiles[k], patch_strip(cell_patches(x, rows[k], c.top.cell[k], c.top.grid)))
+        for k in order
+    ]
+    st.image(cards, caption=captions, width=300)
 
 
 def heatmap_panels(stats: AtomStats | CodeStats, class_names: tuple[str, ...]) -> None:
@@ -239,10 +318,20 @@ def sparsity_panel(stats: AtomStats, y: np.ndarray, class_names: tuple[str, ...]
     st.dataframe(rows, hide_index=True)
 
 
-def labels_of(run_dir: str, split: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Primary labels and class names of the split the statistics cover."""
+def labels_of(run_dir: str, split: str, ids: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Primary labels of the images ``ids`` of the split the statistics cover, class names."""
     _, y, names = _images(run_dir, split)
-    return y, names
+    return y[ids], names
+
+
+def wait_for_split(job: Future, c: Coded, split: str) -> None:
+    """Say the numbers cover a per-class sample until the whole split is coded (polled)."""
+    background.wait_notice(
+        [job],
+        f"Showing a per-class sample of **{len(c.ids):,}** of {c.n_total:,} images; every image "
+        f"of the {split} split is being coded in the background and the page switches by itself.",
+        label="coding the whole split",
+    )
 
 
 def partner_runs(info: RunInfo | None, runs: list[RunInfo]) -> list[RunInfo]:
@@ -275,7 +364,10 @@ def comparison_panel(info: RunInfo, stats: AtomStats | CodeStats, split: str) ->
     other = by_dir[st.session_state[state.AT_PARTNER]]
     other_dir = str(other.run_dir)
     other_ds, _ = cache.run_dataset(other_dir)
-    theirs = usage(other_dir, cache.weights_version(other_dir), other_ds.content_hash, split)
+    theirs_c, job = coded(other_dir, cache.weights_version(other_dir), other_ds.content_hash, split)
+    theirs = theirs_c.stats
+    if job is not None:
+        st.caption(f"{other.name}: a per-class sample of {len(theirs_c.ids):,} images for now.")
     rows = []
     for run, s in ((info, stats), (other, theirs)):
         rows.append(
@@ -297,103 +389,6 @@ def comparison_panel(info: RunInfo, stats: AtomStats | CodeStats, split: str) ->
         f"{other.name} ({other.kind})": theirs.counts,
     }
     st.plotly_chart(usage_comparison(curves, title="Share of activations per atom/code"))
-
-
-# ------------------------------------------------------------------------------ segmentation
-
-
-@st.cache_data(max_entries=8, show_spinner="Segmenting: encoding tiles and clustering ...")
-def segment(
-    run_dir: str, sha: str, source: str, _image: np.ndarray, k: int, seed: int, scale: float
-) -> tuple[Segmentation, np.ndarray]:
-    """Segmentation of an image and the image it saw. ``source`` is a built-in photo name
-    (``_image`` None) or an upload's name and hash (``_image`` its pixels), the cache key."""
-    model, _ = cache.load_run(run_dir, sha)
-    image = resize_image(load_photo(source) if _image is None else _image, scale)
-    return segment_image(model, image, k, seed=seed), image
-
-
-def decode_upload(name: str, data: bytes) -> tuple[np.ndarray, list[str]]:
-    """An uploaded file as a (C, H, W) float image at most MAX_SIDE on its longer side.
-
-    Raises
-    ------
-    DatasetError
-        The file is not a readable PNG/JPEG/WebP (decode_image's per-file message).
-    """
-    img = decode_image(data, name=name, draft_size=(MAX_SIDE, MAX_SIDE))
-    flat, conversion = normalize_mode(img)
-    notes = [f"{name}: {conversion}."] if conversion else []
-    w, h = flat.size
-    if max(w, h) > MAX_SIDE:
-        f = MAX_SIDE / max(w, h)
-        w, h = max(1, round(w * f)), max(1, round(h * f))
-        notes.append(f"{name} was shrunk to {w}x{h} pixels (longer side {MAX_SIDE}).")
-    return to_array(flat, size=(h, w), channels=1 if flat.mode == "L" else 3), notes
-
-
-def image_choices() -> dict[str, tuple[np.ndarray | None, list[str]]]:
-    """Built-in photos and the uploads that decoded, each with its conversion notes; every
-    upload that does not decode gets its own error message."""
-    files = st.file_uploader(
-        "Or upload images (PNG, JPEG, WebP)",
-        type=UPLOAD_TYPES,
-        accept_multiple_files=True,
-        key=state.AT_UPLOADS,
-    )
-    choices: dict[str, tuple[np.ndarray | None, list[str]]] = {p: (None, []) for p in PHOTOS}
-    for f in files or []:
-        data = f.getvalue()
-        try:
-            choices[f"upload:{f.name}:{hashlib.sha256(data).hexdigest()[:12]}"] = decode_upload(
-                f.name, data
-            )
-        except LsxError as err:
-            st.error(str(err))
-    return choices
-
-
-def choice_label(key: str) -> str:
-    """``"china"``, or ``"upload: photo.png"`` for ``"upload:photo.png:<hash>"``."""
-    return f"upload: {key[7:].rsplit(':', 1)[0]}" if key.startswith("upload:") else key
-
-
-def segmentation_view(run_dir: str, sha: str) -> None:
-    """Pick or upload an image, choose k, see the overlay."""
-    choices = image_choices()
-    if st.session_state.get(state.AT_PHOTO) not in choices:
-        st.session_state[state.AT_PHOTO] = next(iter(choices))
-    left, mid, right, last = st.columns(4)
-    left.selectbox("Image", list(choices), key=state.AT_PHOTO, format_func=choice_label)
-    mid.slider("Segments (k)", MIN_K, MAX_K, key=state.AT_K)
-    right.select_slider(
-        "Image scale",
-        (0.25, 0.5, 0.75, 1.0),
-        key=state.AT_SCALE,
-        help="Shrink the image first, so one tile covers more of it.",
-    )
-    last.number_input("k-means seed", 0, 2**31 - 1, step=1, key=state.AT_SEED)
-    source = str(st.session_state[state.AT_PHOTO])
-    image, notes = choices[source]
-    seg, seen = segment(
-        run_dir,
-        sha,
-        source,
-        image,
-        int(st.session_state[state.AT_K]),
-        int(st.session_state[state.AT_SEED]),
-        float(st.session_state[state.AT_SCALE]),
-    )
-    for note in [*notes, *seg.notes]:
-        st.info(note)
-    _, h, w = seen.shape
-    st.caption(
-        f"{w}x{h} pixels · {seg.n_tiles} tiles · patches of {seg.patch[0]}x{seg.patch[1]} "
-        f"pixels · k = {seg.k} · {seg.seconds:.2f} s"
-    )
-    a, b = st.columns(2)
-    a.image(segmentation_overlay(seen, seg.labels), caption="segments over the image")
-    b.image(segmentation_overlay(seen, seg.labels, alpha=1.0), caption="segment map")
 
 
 def run_info(run_dir: str) -> RunInfo | None:

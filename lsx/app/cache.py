@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +28,7 @@ import streamlit as st
 from torch import nn
 
 from lsx.analysis import reconstruct_array
+from lsx.app.background import Jobs, warmup_enabled
 from lsx.app.state import THREADS_ENV, configure_torch  # noqa: F401  (re-exported)
 from lsx.cache import cached_embedding, cached_projection
 from lsx.checkpoint import (
@@ -106,6 +105,7 @@ def runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
     runs : list of RunInfo
     skipped : list of (name, reason)
     """
+    projection_jobs()  # the first page view of a server starts the worker and its UMAP warm-up
     found, skipped = _list_runs(str(root), _stamp(Path(root)))
     for extra in extra_roots(Path(root)):  # the installed package's demo runs, read-only
         names = {info.name for info in found}
@@ -291,53 +291,11 @@ def projection(
 # ------------------------------------------------------------------------------ background fits
 
 
-class _Jobs:
-    """UMAP/t-SNE fits run here, off the request path: one worker thread per server process, so
-    fits never compete for the two cores, and numba's JIT is paid once per process."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsx-projection")
-        self.futures: dict[tuple, Future] = {}
-        self.ready: set[tuple] = set()
-
-    def job(
-        self, key: tuple, cached: Callable[[], bool], fit: Callable[[], float]
-    ) -> Future | None:
-        """None when ``key``'s result is ready; else its running job, started once per key.
-
-        ``cached()`` looks on disk (outside the lock: it may read files); ``fit()`` computes and
-        stores the result in the worker thread. A job that failed is started again by the next
-        call; one that finished marks the key ready (the caller then reads the result, or
-        computes it on the request path if it could not be stored).
-        """
-        with self.lock:
-            if key in self.ready:
-                return None
-            future = self.futures.get(key)
-            if future is not None and not future.done():
-                return future
-            if future is not None and future.exception() is None:
-                self.ready.add(key)
-                del self.futures[key]
-                return None
-        hit = cached()
-        with self.lock:
-            if hit:
-                self.ready.add(key)
-                self.futures.pop(key, None)
-                return None
-            future = self.futures.get(key)
-            if future is None or future.done():
-                future = self.pool.submit(fit)
-                self.futures[key] = future
-            return future
-
-
 @st.cache_resource(show_spinner=False)
-def projection_jobs() -> _Jobs:
-    """The one background worker that fits UMAP/t-SNE maps (datasets and latent stores)."""
-    return _Jobs()
+def projection_jobs() -> Jobs:
+    """The one background worker that fits UMAP/t-SNE maps (datasets, latent stores, Compare);
+    created on the first page view, it starts with the UMAP warm-up (lsx.app.background)."""
+    return Jobs(warmup=warmup_enabled())
 
 
 def _fit_in_background(run_dir: str, key: tuple, z: np.ndarray) -> float:
@@ -372,7 +330,10 @@ def projection_job(
             split="all", method=method, n_components=n_components, seed=seed, compute=False,
         )[2]  # fmt: skip
 
-    return projection_jobs().job(key, cached, lambda: _fit_in_background(run_dir, key, z))
+    n_points = sum(len(embedding(run_dir, sha, data_hash, s)[0]) for s in SPLITS)
+    return projection_jobs().job(
+        key, cached, lambda: _fit_in_background(run_dir, key, z), method=method, n_points=n_points
+    )
 
 
 # ------------------------------------------------------------------------------ latent stores

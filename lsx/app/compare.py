@@ -238,7 +238,7 @@ def wait_for_projections(jobs: dict[str, Future], method: str, n_points: int) ->
         f"{method.upper()} is being fitted for {' and '.join(jobs)} in the background; showing "
         f"PCA until then. {n_points:,} points per checkpoint{numba}; afterwards it is read from "
         "the disk cache. The maps switch by themselves; the numbers do not depend on the map.",
-        icon="⏳",
+        icon=":material/hourglass_top:",
     )
     widgets.poll_jobs(list(jobs.values()), method)
 

@@ -107,7 +107,7 @@ CMP_RANKED = "cmp_ranked"  # selected rows of the "most changed" table
 # Atoms page (pages/4_atoms.py)
 AT_SPLIT = "at_split"  # which images the usage statistics cover: all, train or test
 AT_PARTNER = "at_partner"  # str path of the run compared with (scvae <-> vqvae), or None
-AT_GALLERY = "at_gallery"  # atom gallery: "alone" or "mean" (atom plus the mean code)
+AT_GALLERY = "at_gallery"  # atom gallery: "effect" (effect + top patches), "alone" or "mean"
 AT_PHOTO = "at_photo"  # segmentation image: a built-in photo name or "upload:<n>"
 AT_UPLOADS = "at_uploads"  # st.file_uploader of images to segment
 AT_K = "at_k"  # k-means clusters
@@ -196,7 +196,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         CMP_CAP: DEFAULT_CAP,
         AT_SPLIT: "all",
         AT_PARTNER: None,
-        AT_GALLERY: "alone",
+        AT_GALLERY: "effect",
         AT_PHOTO: "china",
         AT_K: 4,
         AT_SEED: 0,

@@ -20,7 +20,7 @@ import streamlit as st
 
 from lsx.analysis import PROJECTIONS
 from lsx.analysis.clusters import STABILITY_NAME
-from lsx.app import cache, state
+from lsx.app import background, cache, state
 from lsx.checkpoint import RunInfo
 from lsx.config import ModelConfig
 from lsx.models import MODELS
@@ -330,16 +330,16 @@ def spread(ids: Sequence[int], cap: int) -> tuple[int, ...]:
 def wait_for_projection(job: Future, method: str, n_points: int) -> None:
     """Say a projection is being fitted in the background; rerun the page when it is done.
 
-    The map meanwhile shows PCA. A fragment polls the job every 2 s, so this browser session
-    stays responsive and other sessions are not blocked.
+    The map meanwhile shows PCA. A fragment polls the job every second and shows its progress,
+    so this browser session stays responsive and other sessions are not blocked.
     """
-    st.info(
-        f"Fitting {method.upper()} on {n_points:,} points in the background (the first fit in "
-        "a server process also compiles numba, about 15-45 s on 2 cores; afterwards it is read "
-        "from the disk cache). Showing PCA until it is ready; the map switches by itself.",
-        icon="⏳",
+    background.wait_notice(  # real progress: stage, epochs, an estimate from measured speed
+        [job],
+        f"Fitting {method.upper()} on {n_points:,} points in the background (then kept in the "
+        "disk cache). Showing PCA until it is ready; the map switches by itself.",
+        label=method.upper(),
+        progress=cache.projection_jobs().view,
     )
-    poll_jobs([job], method)
 
 
 def poll_jobs(jobs: Sequence[Future], method: str) -> None:

@@ -230,6 +230,93 @@ def atom_tiles(images: np.ndarray, *, target_px: int = ATOM_PX) -> list[np.ndarr
     return [to_uint8(img, scale=s) for img in images]
 
 
+NEGATIVE, POSITIVE = np.array([33, 102, 172.0]), np.array([178, 24, 43.0])  # RdBu ends
+
+
+def effect_tiles(effects: np.ndarray, *, target_px: int = ATOM_PX) -> list[np.ndarray]:
+    """Signed atom effects as contrast-normalised RGB tiles: white = no change, red = brighter,
+    blue = darker (grey images); colour images show ``0.5 + effect / (2 max|effect|)``.
+
+    Each tile is normalised by its own largest absolute change, so a weak atom is as readable
+    as a strong one (its strength is in the caption, not in the contrast).
+
+    Parameters
+    ----------
+    effects : ndarray of shape (K, C, H, W)
+        ``lsx.analysis.atom_gallery.atom_effects``.
+    target_px : int
+        About this many pixels per tile side.
+
+    Returns
+    -------
+    list of K uint8 arrays of shape (H', W', 3)
+    """
+    e = np.asarray(effects, dtype=np.float32)
+    if e.ndim != 4 or e.shape[1] not in (1, 3):
+        raise DataShapeError(f"effects must have shape (K, C, H, W), C = 1 or 3; got {e.shape}.")
+    peak = np.abs(e).reshape(len(e), -1).max(1)  # (K,)
+    d = e / np.where(peak > 0, peak, 1.0)[:, None, None, None]  # in [-1, 1]
+    s = scale_for(e.shape[2], target_px)
+    tiles = []
+    for t in d:
+        if t.shape[0] == 1:
+            a = t[0][..., None]  # (H, W, 1)
+            end = np.where(a >= 0, POSITIVE, NEGATIVE)
+            rgb = (255.0 + np.abs(a) * (end - 255.0)) / 255.0  # white -> red/blue
+        else:
+            rgb = 0.5 + 0.5 * t.transpose(1, 2, 0)
+        tiles.append(to_uint8(rgb.transpose(2, 0, 1), scale=s))
+    return tiles
+
+
+def patch_strip(patches: np.ndarray, *, target_px: int = ATOM_PX, gap: int = 2) -> np.ndarray:
+    """Patches side by side in one ``uint8`` image, ``gap`` white pixels between them.
+
+    Parameters
+    ----------
+    patches : ndarray of shape (m, C, h, w) in [0, 1]
+
+    Returns
+    -------
+    ndarray of shape (H', m * W' + (m - 1) * gap[, 3]), uint8
+    """
+    p = np.asarray(patches)
+    if p.ndim != 4 or len(p) == 0:
+        raise DataShapeError(f"patches must have shape (m, C, h, w), m >= 1; got {p.shape}.")
+    s = scale_for(p.shape[2], target_px)
+    tiles = [to_uint8(t, scale=s) for t in p]
+    white = np.full((tiles[0].shape[0], gap, *tiles[0].shape[2:]), 255, np.uint8)
+    parts = [part for t in tiles for part in (t, white)][:-1]
+    return np.concatenate(parts, axis=1)
+
+
+def atom_card(effect: np.ndarray, strip: np.ndarray, *, gap: int = 6) -> np.ndarray:
+    """An effect tile and a patch strip side by side in one RGB ``uint8`` image (white gap,
+    both vertically centred on the taller one).
+
+    Parameters
+    ----------
+    effect : ndarray of shape (h1, w1, 3), uint8
+        One of :func:`effect_tiles`.
+    strip : ndarray of shape (h2, w2) or (h2, w2, 3), uint8
+        :func:`patch_strip`.
+
+    Returns
+    -------
+    ndarray of shape (max(h1, h2), w1 + gap + w2, 3), uint8
+    """
+    parts = [np.asarray(effect), np.asarray(strip)]
+    parts = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in parts]
+    height = max(a.shape[0] for a in parts)
+    padded = []
+    for a in parts:
+        top = (height - a.shape[0]) // 2
+        canvas = np.full((height, a.shape[1], 3), 255, np.uint8)
+        canvas[top : top + a.shape[0]] = a
+        padded.append(canvas)
+    return np.concatenate([padded[0], np.full((height, gap, 3), 255, np.uint8), padded[1]], 1)
+
+
 def label_colors(k: int) -> np.ndarray:
     """(k, 3) uint8 RGB colours of the segments (the categorical palette of the latent map)."""
     return np.array(

@@ -169,3 +169,96 @@ def test_wrong_model_or_labels_are_clear_errors():
         atom_stats(FakeCoder(), images()[:0])
     with pytest.raises(DataShapeError, match=r"n_classes=2 but y holds labels up to 2"):
         atom_stats(FakeCoder(), images(), LABELS, n_classes=2)
+
+
+# ------------------------------------------------------------------ atom gallery (issue #17 item 8)
+
+
+def real_vqvae():
+    config = make_config(
+        "vqvae", input_shape=(1, 16, 16), latent_dim=4, hidden_dim=16, spatial=True,
+        arch="conv", n_codes=8,
+    )  # fmt: skip
+    return build_model(config).eval()
+
+
+def test_atom_effect_is_zero_at_s_zero_and_differs_between_atoms():
+    from lsx.analysis.atom_gallery import atom_effects, grid_centre
+
+    model = real_scvae()
+    rng = np.random.default_rng(3)
+    atoms = rng.normal(size=(8, 4)).astype(np.float32)  # distinct (the DCT init repeats some)
+    base = rng.normal(size=(4, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(atom_effects(model, atoms, base, scale=0.0), 0.0)
+    eff = atom_effects(model, atoms, base, scale=2.0)
+    assert eff.shape == (8, 1, 16, 16)
+    flat = eff.reshape(8, -1)
+    assert all(not np.allclose(flat[i], flat[j]) for i in range(8) for j in range(i))
+    r, c = grid_centre(model)  # the oracle: switch atom 5 on at the centre cell by hand
+    z = base.copy()
+    z[:, r, c] += 2.0 * atoms[5]
+    with torch.inference_mode():
+        want = model.decode(torch.from_numpy(z)[None]) - model.decode(torch.from_numpy(base)[None])
+    np.testing.assert_allclose(eff[5], want[0].numpy(), atol=1e-5)
+    with pytest.raises(DataShapeError, match=r"position \(9, 0\) is outside the 4x4 latent grid"):
+        atom_effects(model, atoms, base, position=(9, 0))
+
+
+def test_vqvae_code_effect_replaces_the_cell():
+    from lsx.analysis.atom_gallery import atom_effects
+
+    model = real_vqvae()
+    book = model.codebook.detach().numpy()
+    base = np.random.default_rng(4).normal(size=(4, 4, 4)).astype(np.float32)
+    eff = atom_effects(model, book, base, position=(0, 1), replace=True)
+    z = base.copy()
+    z[:, 0, 1] = book[2]
+    with torch.inference_mode():
+        want = model.decode(torch.from_numpy(z)[None]) - model.decode(torch.from_numpy(base)[None])
+    np.testing.assert_allclose(eff[2], want[0].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [7, 1000])
+def test_top_activations_are_sorted_and_come_from_the_data(batch_size):
+    from lsx.analysis.atom_gallery import top_activations
+
+    top = top_activations(FakeCoder(), images(), top=4, batch_size=batch_size)
+    peak = np.abs(CODES).reshape(N, K, -1)  # brute force: strongest cell of each input
+    for k in range(K - 1):  # atom 5 is dead: all activations 0, any order
+        want = np.sort(peak[:, k].max(1))[::-1][:4]
+        np.testing.assert_allclose(top.value[k], want, rtol=1e-6)
+        assert np.all(np.diff(top.value[k]) <= 0)  # strongest first
+        for i, (r, c), v in zip(top.index[k], top.cell[k], top.value[k], strict=True):
+            assert abs(CODES[i, k, r, c]) == pytest.approx(v)  # the example really has it there
+    assert top.grid == GRID
+    few = top_activations(FakeCoder(), images()[:2], top=3)
+    assert (few.index[:, 2] == -1).all()
+    assert np.isnan(few.value[:, 2]).all()
+
+
+def test_top_activations_of_a_vqvae_are_the_closest_encoder_outputs():
+    from lsx.analysis.atom_gallery import top_activations
+
+    model = real_vqvae()
+    x = np.random.default_rng(5).uniform(size=(12, 1, 16, 16)).astype(np.float32)
+    top = top_activations(model, x, top=3, batch_size=5)
+    with torch.inference_mode():
+        z = model.encoder(torch.from_numpy(x)).movedim(1, -1)  # (n, h, w, d)
+        d = ((z[..., None, :] - model.codebook) ** 2).sum(-1)  # (n, h, w, K)
+    best = -d.flatten(1, 2).min(1).values.T.numpy()  # (K, n)
+    np.testing.assert_allclose(top.value, np.sort(best, 1)[:, ::-1][:, :3], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match=r"top must be an int >= 1"):
+        top_activations(model, x, top=0)
+
+
+def test_cell_patches_cut_the_cell_and_its_neighbours():
+    from lsx.analysis.atom_gallery import cell_patches
+
+    x = np.arange(2 * 16 * 16, dtype=np.float32).reshape(2, 1, 16, 16)
+    p = cell_patches(x, np.array([1, -1, 0]), np.array([[1, 1], [0, 0], [0, 0]]), (4, 4))
+    assert p.shape == (3, 1, 12, 12)
+    np.testing.assert_array_equal(p[0], x[1, :, 0:12, 0:12])  # cell (1, 1) = pixels 4..8
+    np.testing.assert_array_equal(p[1], 0.0)  # no example
+    np.testing.assert_array_equal(p[2], x[0, :, 0:12, 0:12])  # the border cell is shifted in
+    whole = cell_patches(x, np.array([0]), np.array([[0, 0]]), (1, 1))
+    np.testing.assert_array_equal(whole[0], x[0])

@@ -247,3 +247,54 @@ def test_sample_per_class_errors():
     for cap in (0, -5, 2.5, True):
         with pytest.raises(ConfigError, match="cap must be an int >= 1"):
             sample_per_class(np.zeros(10), cap)
+
+
+# ------------------------------------------------------------------ progress (issue #17 item 5)
+
+
+def test_progress_is_reported_only_inside_the_block_and_parsed_from_tqdm_bars():
+    from lsx.analysis.projection import _EpochSink, _report, reporting_progress
+
+    seen = []
+    _report("fitting")  # no callback outside a block: nothing happens
+    with reporting_progress(lambda *a: seen.append(a)):
+        _report("neighbours")
+        sink = _EpochSink(lambda *a: seen.append(a))
+        sink.write("\r0/200")
+        sink.write("\r57/200")
+        sink.write("")  # tqdm's closing writes carry no count
+        sink.flush()
+    _report("fitting")
+    assert seen == [("neighbours", 0, 0), ("epochs", 0, 200), ("epochs", 57, 200)]
+
+
+def test_tsne_reports_that_it_is_fitting():
+    from lsx.analysis.projection import reporting_progress
+
+    seen = []
+    z = np.random.default_rng(0).normal(size=(40, 3))
+    with reporting_progress(lambda *a: seen.append(a)):
+        project(z, "tsne", 2, seed=0, perplexity=5.0, max_iter=250)
+    assert seen == [("fitting", 0, 0)]
+
+
+@pytest.mark.slow
+def test_umap_reports_its_epochs():
+    from lsx.analysis.projection import reporting_progress
+
+    seen = []
+    z = np.random.default_rng(0).normal(size=(200, 4))
+    with reporting_progress(lambda *a: seen.append(a)):
+        project(z, "umap", 2, seed=0, n_epochs=30)
+    assert seen[0] == ("neighbours", 0, 0)
+    epochs = [done for stage, done, total in seen if stage == "epochs"]
+    assert epochs[-1] == 30
+    assert epochs == sorted(epochs)
+
+
+@pytest.mark.slow
+def test_warm_up_takes_the_pynndescent_path():
+    from lsx.analysis.projection import PYNNDESCENT_FROM, WARMUP_POINTS, warm_up_umap
+
+    assert WARMUP_POINTS > PYNNDESCENT_FROM
+    warm_up_umap(n_epochs=2)  # runs without error; its effect on speed is in bench/first_visit.py

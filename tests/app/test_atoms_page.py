@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from lsx.app import state
+from lsx.app import background, state
 from lsx.app.cache import THREADS_ENV
 from lsx.app.latent_map import color_label, color_options
 from lsx.checkpoint import WEIGHTS_NAME, save_checkpoint
@@ -58,6 +58,13 @@ def page(monkeypatch, root: Path, run: str | None, file: str = PAGE, **session) 
     return at.run(timeout=60)
 
 
+def settle(at: AppTest) -> AppTest:
+    """Wait for the background coding of the whole split (lsx.app.background), then rerun."""
+    for future in list(background.results().futures.values()):
+        future.result(timeout=120)
+    return at.run(timeout=60)
+
+
 def texts(elements) -> str:
     return " | ".join(str(e.value) for e in elements)
 
@@ -81,6 +88,10 @@ def test_empty_state_says_what_to_do(monkeypatch, tmp_path):
 
 def test_scvae_run_shows_usage_gallery_heatmaps_sparsity_comparison_and_segments(monkeypatch, root):
     at = page(monkeypatch, root, "tiny-scvae")
+    assert not at.exception, at.exception
+    assert "512 of 1,797 images" in at.markdown[0].value  # a per-class sample first
+    assert "being coded in the background" in texts(at.info)
+    at = settle(at)
     assert not at.exception, at.exception
     assert not at.error, texts(at.error)
     metrics = {m.label: m.value for m in at.metric}
@@ -170,3 +181,26 @@ def test_latent_map_colours_by_dominant_atom(monkeypatch, root):
     assert "coloured by dominant atom (of 12)" in texts(at.markdown)
     ae = page(monkeypatch, root, "tiny-ae", MAP_PAGE)
     assert "atom" not in ae.selectbox(key=state.LM_COLOR).options
+
+
+DEMOS = Path(__file__).parents[2] / "checkpoints"
+
+
+@pytest.mark.parametrize(
+    ("run", "unit"), [("demo-scvae-mnist5k", "atom"), ("demo-vqvae-mnist5k", "code")]
+)
+def test_demo_runs_show_what_each_atom_does(monkeypatch, run, unit):
+    """The gallery shows each atom's effect beside its top activating patches (issue #17, 8)."""
+    if not (DEMOS / run / WEIGHTS_NAME).is_file():
+        pytest.fail(f"the shipped demo run {run} is missing from checkpoints/")
+    at = page(monkeypatch, DEMOS, run, **{state.AT_SPLIT: "test"})
+    assert not at.exception, at.exception
+    assert not at.error, texts(at.error)
+    assert at.radio(key=state.AT_GALLERY).value == "effect"
+    assert f"when {unit} k is switched on at the centre cell" in texts(at.caption)
+    assert "input patches that activate it most" in texts(at.caption)
+    cards = next(im for im in at.get("image") if im.captions and f"{unit} " in im.captions[0])
+    assert len(cards.captions) == 64  # one card per atom/code, most used first
+    at = settle(at)
+    assert not at.exception
+    assert "every image" in at.markdown[0].value

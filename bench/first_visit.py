@@ -1,0 +1,182 @@
+"""First visit of every page on a fresh server with an empty cache, in Debian's chromium.
+
+    python bench/first_visit.py                      # every page, one fresh server each
+    python bench/first_visit.py --pages atoms consistency
+
+For each page a NEW ``streamlit run app.py`` starts on a free localhost port with
+``LSX_CHECKPOINTS`` pointing at a temporary copy of the shipped demo runs (config, weights,
+metrics, status: no ``cache/`` folder, so the disk cache is empty). Headless chromium opens
+``/<page>?run=<demo run>`` and the clock runs from the navigation to the page's first chart
+drawn (a Plotly ``.main-svg``; for pages whose first element is not a chart, the element named
+in ``PAGES``). Then a second tab of the same server opens the same URL (``warm_s``: in-memory
+and disk caches warm). ``server_ready_s`` (process start to ``/_stcore/health``) is not counted.
+
+Prints one JSON object: ``{"pages": {name: {"run", "first_s", "warm_s", "exception"}}, ...}``.
+The server's UMAP warm-up (lsx.app.background) runs as it would for a user; ``--no-warmup`` sets
+``LSX_UMAP_WARMUP=0`` to measure without it. Target (issue #17 item 6): first < 10 s, warm < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "checkpoints"
+RUN_FILES = ("config.json", "model.safetensors", "metrics.jsonl", "status.json")
+CHART = ".js-plotly-plot .main-svg"
+# page url -> (demo run, CSS selector of its first "chart"). Home and Train show no Plotly chart
+# first: their main element is the runs table / the training form.
+PAGES = {
+    "": ("demo-vae-mnist5k", "[data-testid='stDataFrame'], " + CHART),
+    "train": ("demo-vae-mnist5k", "[data-testid='stForm']"),
+    "latent_map": ("demo-vae-mnist5k", CHART),
+    "lookup": ("demo-vae-mnist5k", f"[data-testid='stFileUploader'], {CHART}"),
+    "atoms": ("demo-scvae-mnist5k", CHART),
+    "consistency": ("demo-vae-cr-mnist5k", CHART),
+    "manifold": ("demo-ae-mnist5k", CHART),
+    "compare": ("demo-vae-mnist5k", CHART),
+    "large_datasets": ("demo-vae-mnist5k", "[data-testid='stMarkdown']"),
+}
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+EXCEPTION = "[data-testid='stException']"
+
+
+def copy_demos(dest: Path) -> None:
+    """The shipped demo runs without their caches (an empty disk cache)."""
+    for run in sorted(CHECKPOINTS.glob("demo-*")):
+        (dest / run.name).mkdir(parents=True)
+        for name in RUN_FILES:
+            if (run / name).is_file():
+                shutil.copy2(run / name, dest / run.name / name)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(root: Path, log: Path, warmup: bool) -> tuple[subprocess.Popen, str, float]:
+    """A fresh ``streamlit run app.py``; returns the process, its URL and seconds to healthy."""
+    port = free_port()
+    env = {**os.environ, "LSX_CHECKPOINTS": str(root), "PYTHONUNBUFFERED": "1"}
+    env["LSX_CACHE_DIR"] = str(root.parent / "user-cache")  # nothing of the user's own cache
+    if not warmup:
+        env["LSX_UMAP_WARMUP"] = "0"
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.headless", "true", "--server.port", str(port),
+        "--global.developmentMode", "false", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    start = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    while time.perf_counter() - start < 60:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.read().strip() == b"ok":
+                    return proc, url, time.perf_counter() - start
+        except OSError:
+            time.sleep(0.1)
+    stop(proc)
+    raise RuntimeError(f"streamlit did not become healthy in 60 s:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop exactly the server this script started."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def time_visit(browser, url: str, selector: str, timeout_s: float) -> tuple[float | None, bool]:
+    """Seconds from navigation to ``selector`` visible (None: not within the timeout), and
+    whether the page showed a Streamlit exception box."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    start = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    try:
+        page.locator(selector).first.wait_for(state="visible", timeout=timeout_s * 1000)
+        seconds: float | None = round(time.perf_counter() - start, 2)
+    except Exception:  # noqa: BLE001 - playwright's TimeoutError: reported as None
+        seconds = None
+    exception = page.locator(EXCEPTION).count() > 0
+    page.close()
+    return seconds, exception
+
+
+def visit_page(name: str, tmp: Path, timeout_s: float, warmup: bool) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    run, selector = PAGES[name]
+    root = tmp / name.replace("/", "_") / "checkpoints"
+    copy_demos(root)
+    proc, url, ready = start_server(root, root.parent / "streamlit.log", warmup)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
+            )
+            first, exc1 = time_visit(browser, f"{url}/{name}?run={run}", selector, timeout_s)
+            warm, exc2 = time_visit(browser, f"{url}/{name}?run={run}", selector, timeout_s)
+            browser.close()
+    finally:
+        stop(proc)
+    return {
+        "run": run,
+        "server_ready_s": round(ready, 2),
+        "first_s": first,
+        "warm_s": warm,
+        "exception": exc1 or exc2,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", nargs="*", default=list(PAGES), help="page urls ('' = home)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per visit")
+    parser.add_argument("--no-warmup", action="store_true", help="LSX_UMAP_WARMUP=0")
+    args = parser.parse_args()
+    out: dict = {"pages": {}}
+    with tempfile.TemporaryDirectory(prefix="lsx-first-visit-") as tmp:
+        for name in args.pages:
+            out["pages"][name or "home"] = visit_page(
+                name, Path(tmp), args.timeout, not args.no_warmup
+            )
+            print(json.dumps({name or "home": out["pages"][name or "home"]}), file=sys.stderr)
+    out["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    out["warmup"] = not args.no_warmup
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

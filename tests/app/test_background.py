@@ -1,0 +1,99 @@
+"""lsx.app.background: the projection worker's warm-up, queueing and progress records, and the
+in-memory background results (issue #17 item 5). No UMAP here: the warm-up is replaced by a
+function that waits on an event, so the order of work is checked without numba."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from lsx.app import background
+from lsx.app.background import FitProgress, Jobs, Results, describe
+
+
+def test_a_fit_requested_during_the_warm_up_queues_behind_it(monkeypatch):
+    release, order = threading.Event(), []
+
+    def fake_warm_up():
+        order.append("warm-up")
+        assert release.wait(10)
+
+    monkeypatch.setattr(background, "warm_up_umap", fake_warm_up)
+    jobs = Jobs(warmup=True)
+    job = jobs.job(("k",), lambda: False, lambda: order.append("fit"), method="umap", n_points=10)
+    assert job is not None
+    assert jobs.view(job).stage == "queued"
+    assert "Waiting for the worker" in describe(jobs.view(job), "umap")
+    time.sleep(0.2)
+    assert order == ["warm-up"]  # the fit waits: one worker thread, warm-up first
+    release.set()
+    job.result(timeout=10)
+    assert order == ["warm-up", "fit"]
+    assert jobs.job(("k",), lambda: False, lambda: None) is None  # done: ready, not refitted
+    assert "umap" in jobs.speed  # measured seconds per point, for the next estimate
+
+
+def test_no_warm_up_when_disabled(monkeypatch):
+    monkeypatch.setattr(background, "warm_up_umap", lambda: pytest.fail("warm-up ran"))
+    assert Jobs(warmup=False).warmup is None
+    monkeypatch.setenv(background.WARMUP_ENV, "0")
+    assert not background.warmup_enabled()
+    monkeypatch.setenv(background.WARMUP_ENV, "1")
+    assert background.warmup_enabled()
+
+
+def test_progress_estimates_from_measured_epoch_speed():
+    record = FitProgress("umap", 5000, None)
+    record.update("neighbours")
+    first = record.view()
+    assert first.eta_s is None  # nothing measured yet: no made-up constant
+    assert "no estimate yet" in describe(first, "umap")
+    record.update("epochs", 0, 500)
+    time.sleep(0.05)
+    record.update("epochs", 100, 500)
+    view = record.view()
+    assert view.fraction == pytest.approx(0.2)
+    assert 0 < view.eta_s <= 4 * view.elapsed_s  # 400 epochs left at the speed of the first 100
+    text = describe(view, "umap")
+    assert "epoch 100 of 500" in text
+    assert "left (measured speed)" in text
+
+
+def test_progress_before_the_epochs_uses_the_speed_of_earlier_fits():
+    record = FitProgress("tsne", 1000, seconds_per_point=0.01)  # an earlier fit: 10 s / 1000
+    record.update("fitting")
+    view = record.view()
+    assert 9.0 < view.eta_s <= 10.0
+    assert "Fitting TSNE" in describe(view, "tsne")
+
+
+def test_results_compute_once_and_keep_the_value():
+    calls = []
+    results = Results(max_entries=2)
+
+    def compute():
+        calls.append(1)
+        return 42
+
+    value, job = results.get("a", compute)
+    if job is not None:
+        job.result(timeout=10)
+    value, job = results.get("a", compute)
+    assert (value, job) == (42, None)
+    assert calls == [1]
+    for key in ("b", "c"):
+        results.get(key, compute)[1].result(timeout=10)
+    assert "a" not in results.futures  # bounded: the oldest finished entry went
+
+
+def test_a_failed_result_is_computed_again():
+    results = Results()
+    _, job = results.get("x", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        job.result(timeout=10)
+    value, job = results.get("x", lambda: 7)
+    if job is not None:
+        value = job.result(timeout=10)
+    assert value == 7
