@@ -10,9 +10,11 @@ serves a first visit straight to a page URL before this router has run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from lsx.app import home, state
 
 state.init("Home")
-st.navigation(home.pages(home.render)).run()
+st.navigation(home.pages(home.render, Path(__file__).parent / "pages")).run()

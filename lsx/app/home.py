@@ -41,20 +41,21 @@ def url_path(path: Path) -> str:
     return re.sub(r"^\d+_", "", path.stem)
 
 
-def page_files() -> list[Path]:
-    """The page files of ``pages/``, in their numeric order."""
+def page_files(pages_dir: Path = PAGES_DIR) -> list[Path]:
+    """The page files of ``pages_dir``, in their numeric order."""
 
     def order(p: Path) -> tuple[int, str]:
         m = re.match(r"^(\d+)_", p.name)
         return (int(m.group(1)) if m else 10**6, p.name)
 
-    return sorted((p for p in PAGES_DIR.glob("*.py") if not p.name.startswith("_")), key=order)
+    return sorted((p for p in pages_dir.glob("*.py") if not p.name.startswith("_")), key=order)
 
 
-def pages(home: Callable[[], None]) -> list:
-    """The router's pages: ``home`` (default, titled "Home"), then every file of ``pages/``."""
+def pages(home: Callable[[], None], pages_dir: Path = PAGES_DIR) -> list:
+    """The router's pages: ``home`` (default, titled "Home"), then every file of ``pages_dir``
+    (the ``pages/`` folder beside ``app.py``; in a wheel both live in ``lsx/_app/``)."""
     entries = [st.Page(home, title="Home", icon=HOME_ICON, url_path="home", default=True)]
-    for path in page_files():
+    for path in page_files(pages_dir):
         entries.append(st.Page(str(path), title=page_title(path), url_path=url_path(path)))
     return entries
 
@@ -88,7 +89,7 @@ def _picture(run_dir: str, dataset: str) -> None:
         axis_titles=("PC 1", "PC 2"), height=420,
     )  # fmt: skip
     st.plotly_chart(fig, key="home_map")
-    st.caption(
+    st.markdown(
         f"{len(keep):,} test images of `{dataset}` placed by "
         f"**{Path(run_dir).name}**'s encoder (PCA of the latent codes), coloured by "
         f"{run.dataset.primary}. Nearby points are images the model finds similar."
