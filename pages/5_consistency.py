@@ -39,6 +39,7 @@ for note in co.deterministic_notes(res):
     st.caption(note)
 
 st.subheader("Posterior health and consistency, side by side")
+co.wait_for_nll(res)  # the NLL runs in the background: the rest is shown now
 rows = co.table(res)
 st.dataframe(rows, hide_index=True, width="stretch", height=35 * (len(rows) + 1) + 3)
 st.caption(

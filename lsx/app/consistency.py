@@ -9,7 +9,8 @@ datasets are refused with a message. The metric suite is ``lsx.analysis.posterio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,14 @@ import streamlit as st
 
 from lsx.analysis import sample_per_class
 from lsx.analysis.consistency import PairProjection, pair_projection, transform_gallery
-from lsx.analysis.posterior import DEFAULT_AU_THRESHOLD, PosteriorReport, posterior_report
-from lsx.app import cache, state
+from lsx.analysis.posterior import (
+    DEFAULT_AU_THRESHOLD,
+    PosteriorReport,
+    has_posterior,
+    importance_nll,
+    posterior_report,
+)
+from lsx.app import background, cache, state
 from lsx.checkpoint import read_header
 from lsx.data.transforms import TRANSFORM_SETS, default_set, resolve_set
 from lsx.errors import ConfigError
@@ -116,14 +123,32 @@ def report(
     """The metric suite of one run on a per-class sample of its test split (cached)."""
     model, _ = cache.load_run(run_dir, sha)
     ds, _ = cache.run_dataset(run_dir)
-    ids = np.arange(len(ds.x_test))
-    if n_points < len(ids):
-        ids = np.sort(np.asarray(sample_per_class(ds.y_test, n_points, seed=0), dtype=np.int64))
+    ids = points(ds.y_test, n_points)
     return posterior_report(
         model, ds.x_test[ids], ds.y_test[ids], x_train=ds.x_train, y_train=ds.y_train,
         transforms=transforms, strength=strength, dataset=ds.spec, threshold=threshold,
         nll_samples=nll_samples, seed=seed,
     )  # fmt: skip
+
+
+def points(y_test: np.ndarray, n_points: int) -> np.ndarray:
+    """The evaluation points: a per-class sample of ``n_points`` test ids (seed 0), sorted."""
+    ids = np.arange(len(y_test))
+    if n_points < len(ids):
+        ids = np.sort(np.asarray(sample_per_class(y_test, n_points, seed=0), dtype=np.int64))
+    return ids
+
+
+def nll_job(d: str, sha: str, data_hash: str, s: Settings) -> tuple[float | None, Future | None]:
+    """The importance-sampled NLL of a run on the evaluation points, computed in the background
+    (S decodes per point: about 20-40 s for 500 points and S=100 on 2 cores)."""
+    model, _ = cache.load_run(d, sha)
+    ds, _ = cache.run_dataset(d)
+    x = ds.x_test[points(ds.y_test, s.n_points)]
+    return background.results().get(
+        ("nll", d, sha, data_hash, s.n_points, s.nll_samples, s.seed),
+        lambda: float(importance_nll(model, x, n_samples=s.nll_samples, seed=s.seed).mean()),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,6 +159,7 @@ class RunResult:
     report: PosteriorReport
     pairs: PairProjection
     warning: str | None
+    nll_job: Future | None = None  # the NLL still being computed in the background
 
 
 def results(run_dir: str, s: Settings) -> list[RunResult]:
@@ -146,11 +172,16 @@ def results(run_dir: str, s: Settings) -> list[RunResult]:
         model, _ = cache.load_run(d, sha)
         ds, warning = cache.run_dataset(d)
         resolve_set(s.transforms, model.config.input_shape, ds.spec)  # say why before computing
-        rep = report(d, sha, ds.content_hash, s.transforms, s.strength, s.n_points,
-                     s.nll_samples, s.threshold, s.seed)  # fmt: skip
+        rep = report(  # nll_samples 0: the NLL is computed in the background (nll_job)
+            d, sha, ds.content_hash, s.transforms, s.strength, s.n_points, 0, s.threshold, s.seed
+        )
+        job = None
+        if s.nll_samples and has_posterior(model) and getattr(model.config, "likelihood", None):
+            nll, job = nll_job(d, sha, ds.content_hash, s)
+            rep = replace(rep, nll=nll, nll_samples=s.nll_samples)
         z_t = {name: t.z_t for name, t in rep.consistency.items()}
         pairs = pair_projection(rep.z, z_t, n_pairs=s.n_pairs, seed=s.seed)
-        out.append(RunResult(Path(d).name, d, sha, rep, pairs, warning))
+        out.append(RunResult(Path(d).name, d, sha, rep, pairs, warning, job))
     return out
 
 
@@ -174,7 +205,7 @@ def table(res: Sequence[RunResult]) -> list[dict[str, str]]:
         values = {
             f"active units (> {rep.au_threshold:g})": f"{rep.au} / {rep.latent_numel}",
             "MI I_q(x; z) (nats)": _fmt(rep.mi),
-            f"NLL (nats, S={rep.nll_samples})": _fmt(rep.nll),
+            f"NLL (nats, S={rep.nll_samples})": "computing ..." if r.nll_job else _fmt(rep.nll),
             "KL to the prior (nats)": _fmt(
                 None if rep.kl_per_dim is None else float(rep.kl_per_dim.sum())
             ),  # fmt: skip
@@ -254,3 +285,15 @@ __all__ = [
     "set_name",
     "table",
 ]
+
+
+def wait_for_nll(res: Sequence[RunResult]) -> None:
+    """Say the NLL is being computed in the background (the rest of the page is ready)."""
+    jobs = [r.nll_job for r in res if r.nll_job is not None]
+    if jobs:
+        background.wait_notice(
+            jobs,
+            "The importance-sampled NLL is being computed in the background; every other number "
+            "is ready, and the table fills in by itself.",
+            label="NLL",
+        )
