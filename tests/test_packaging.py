@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -61,6 +62,10 @@ def venv(tmp_path_factory) -> Path:
     subprocess.run(
         [sys.executable, "-m", "venv", "--system-site-packages", str(folder)], check=True
     )
+    if sys.prefix != sys.base_prefix:  # the tests run in a venv: let the new one see its packages
+        inner = folder / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        outer = [p for p in site.getsitepackages() if Path(p).is_dir()]
+        (inner / "site-packages" / "_outer_venv.pth").write_text("\n".join(outer) + "\n")
     install = subprocess.run(
         [folder / "bin" / "python", "-m", "pip", "install", "--no-deps", "--no-index", "--quiet",
          *map(str, wheels.glob("lsx-*.whl"))],

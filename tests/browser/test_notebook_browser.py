@@ -27,14 +27,18 @@ ROOT = Path(__file__).resolve().parents[2]
 PAD = 12  # scatter.js: margin in CSS pixels around the points
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # no request log on stderr
+        pass
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(widget, url of its standalone page) served over HTTP from a temporary folder."""
     folder = tmp_path_factory.mktemp("widget")
     widget = explore(ROOT / "checkpoints" / "demo-vae-digits")
     (folder / "index.html").write_text(widget_html(widget), encoding="utf-8")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield widget, f"http://127.0.0.1:{server.server_port}/index.html"
