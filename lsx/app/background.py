@@ -3,8 +3,10 @@
 - :class:`Jobs`: the one projection worker (UMAP/t-SNE fits of datasets, stores and Compare),
   one thread per server process, so fits never compete for the cores and numba's JIT is paid
   once per process. Every fit gets a :class:`FitProgress` record (stage, epochs, ETA from the
-  measured speed) that a page's polling fragment reads. The worker first runs a UMAP warm-up
-  fit on the same code path as a real 5,000-point fit (``$LSX_UMAP_WARMUP=0`` turns it off).
+  measured speed) that a page's polling fragment reads. The worker starts with a UMAP warm-up
+  fit on the same code path as a real 5,000-point fit, after a short delay that leaves the first
+  page views the cores; a real fit requested before it starts skips it, one requested during
+  it queues behind it (``$LSX_UMAP_WARMUP=0`` turns it off).
 - :class:`Results`: small results computed in the background (the Atoms page's statistics over
   the whole split, the Consistency page's NLL) and kept in memory; the page shows a partial
   result meanwhile.
@@ -31,6 +33,7 @@ from lsx.analysis.projection import reporting_progress, warm_up_umap
 
 WARMUP_ENV = "LSX_UMAP_WARMUP"  # "0": no warm-up fit at server start (the test suite sets it)
 NICE = 5  # background threads yield the cores to page requests
+WARMUP_DELAY_S = 12.0  # the warm-up waits this long, so first page views get the cores first
 ICON = ":material/hourglass_top:"  # Streamlit ships this font; an emoji needs a system font
 
 
@@ -103,9 +106,15 @@ class Jobs:
         self.ready: set[tuple] = set()
         self.progress: dict[Future, FitProgress] = {}
         self.speed: dict[str, float] = {}  # method -> seconds per point of the last real fit
+        self.wake = threading.Event()  # set by the first real fit: the warm-up is skipped
         self.warmup: Future | None = self.pool.submit(self._warm_up) if warmup else None
 
     def _warm_up(self) -> float:
+        """Wait ``WARMUP_DELAY_S`` (numba's compilation holds the GIL, so it would slow the first
+        page views), then warm up; skipped when a real fit is requested first (it pays the JIT
+        itself, and would only wait behind a warm-up)."""
+        if self.wake.wait(WARMUP_DELAY_S):
+            return 0.0
         start = time.perf_counter()
         warm_up_umap()
         return time.perf_counter() - start
@@ -157,6 +166,7 @@ class Jobs:
             if future is None or future.done():
                 self.progress.pop(future, None)
                 record = FitProgress(method, n_points, self.speed.get(method))
+                self.wake.set()  # a warm-up still waiting to start is skipped
                 future = self.pool.submit(self._run, fit, record)
                 self.futures[key] = future
                 self.progress[future] = record

@@ -21,7 +21,9 @@ def test_a_fit_requested_during_the_warm_up_queues_behind_it(monkeypatch):
         assert release.wait(10)
 
     monkeypatch.setattr(background, "warm_up_umap", fake_warm_up)
+    monkeypatch.setattr(background, "WARMUP_DELAY_S", 0.0)
     jobs = Jobs(warmup=True)
+    time.sleep(0.2)  # the warm-up has started
     job = jobs.job(("k",), lambda: False, lambda: order.append("fit"), method="umap", n_points=10)
     assert job is not None
     assert jobs.view(job).stage == "queued"
@@ -33,6 +35,15 @@ def test_a_fit_requested_during_the_warm_up_queues_behind_it(monkeypatch):
     assert order == ["warm-up", "fit"]
     assert jobs.job(("k",), lambda: False, lambda: None) is None  # done: ready, not refitted
     assert "umap" in jobs.speed  # measured seconds per point, for the next estimate
+
+
+def test_a_real_fit_before_the_warm_up_starts_skips_it(monkeypatch):
+    monkeypatch.setattr(background, "warm_up_umap", lambda: pytest.fail("warm-up ran"))
+    monkeypatch.setattr(background, "WARMUP_DELAY_S", 30.0)
+    jobs = Jobs(warmup=True)
+    job = jobs.job(("k",), lambda: False, lambda: "fitted", method="umap", n_points=10)
+    assert job.result(timeout=5) == "fitted"  # did not wait the 30 s
+    assert jobs.warmup.result(timeout=5) == 0.0
 
 
 def test_no_warm_up_when_disabled(monkeypatch):
