@@ -168,7 +168,7 @@ def _decode_panel(ctx: Ctx, sel: Selection) -> None:
     if ctx.n_components != 2:
         st.info("Decode anywhere works on the 2-D map: switch **3-D** off in the sidebar.")
         return
-    st.caption("Click an empty spot of the map (or type a position) to decode it.")
+    st.caption("Drag a small box over an empty spot of the map (or type a position) to decode it.")
     a, b = st.columns(2)
     a.number_input("x", key=state.LM_GEN_X, format="%.4f")
     b.number_input("y", key=state.LM_GEN_Y, format="%.4f")

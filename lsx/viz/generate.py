@@ -2,9 +2,10 @@
 decoded images (traversals, interpolation strips, samples) and their PNG bytes.
 
 The click grid: Plotly selections in Streamlit report selected points only, so an empty spot of
-the map cannot be clicked. An invisible grid of points covering the map (``customdata`` -1, so
-galleries ignore it) makes every spot clickable: a click selects the nearest grid node, whose
-``x``/``y`` the selection event carries.
+the map cannot be selected. An invisible grid of points covering the map (``customdata`` -1, so
+galleries ignore it) makes every spot selectable: a small box dragged over an empty spot selects
+the grid nodes inside it, whose ``x``/``y`` the selection event carries (checked in Chromium with
+Streamlit 1.67: a box works; a single click on an invisible node is not reported).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def add_click_grid(fig: go.Figure, nodes: np.ndarray) -> None:
             marker=dict(size=6, opacity=0.0, color="#888"),
             selected=dict(marker=dict(opacity=0.0)),
             unselected=dict(marker=dict(opacity=0.0)),
-            hovertemplate="click to decode here<br>(%{x:.3g}, %{y:.3g})<extra></extra>",
+            hovertemplate="drag a small box here to decode<br>(%{x:.3g}, %{y:.3g})<extra></extra>",
             showlegend=False,
         )
     )
