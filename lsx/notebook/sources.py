@@ -76,6 +76,7 @@ def explore(
     ConfigError
         A model without ``data``, an unknown split, colour or method.
     """
+    widget = widget_class()  # first: without anywidget, say so before any work
     if isinstance(run_or_model, LatentStore):
         points = _store_points(run_or_model, data)
         title = f"{run_or_model.path.name} ({points.ids.size} of {run_or_model.n} rows)"
@@ -117,7 +118,7 @@ def explore(
         raise ConfigError(f"explore() got a {type(run_or_model).__name__}. {WHAT}")
     points = _subset(points, max_points, seed)
     _set_xy(points, xy, method, seed)
-    return widget_class()(points, color=color, title=title)
+    return widget(points, color=color, title=title)
 
 
 def _resolve_path(value: str | Path) -> Path:
