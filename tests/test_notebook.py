@@ -173,3 +173,18 @@ def test_widget_html_embeds_the_shipped_javascript(widget):
     assert "export default { render }" in page  # the ESM from lsx/notebook/assets, inline
     assert "http://" not in page
     assert "https://" not in page
+
+
+def test_without_anywidget_explore_says_what_to_install(monkeypatch):
+    import sys
+
+    from lsx.errors import LsxError
+    from lsx.notebook import widget as widget_module
+
+    monkeypatch.setitem(sys.modules, "anywidget", None)  # import anywidget -> ImportError
+    widget_module.widget_class.cache_clear()
+    try:
+        with pytest.raises(LsxError, match=r'pip install "lsx\[notebook\]"'):
+            explore(RUN)
+    finally:
+        widget_module.widget_class.cache_clear()
