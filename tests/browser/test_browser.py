@@ -4,18 +4,25 @@ no traceback in the server log. Saves ``tests/artifacts/latent_map.png`` (git-ig
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from lsx.viz.generate import GRID_NAME, MARK_NAME, PATH_NAME
 from tests.browser.conftest import CHROMIUM_ARGS, REPO_CHECKPOINTS, serve
 
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 TIMEOUT_MS = 180_000  # a cold map encodes the data set (seconds on a contended CPU)
-POINTS_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
-  return gd && gd._fullData ? gd._fullData.reduce((s, t) => s + (t._length || 0), 0) : 0; }"""
+# data points only: the decode-anywhere click grid, paths and marks are overlays, not samples
+OVERLAYS = json.dumps([GRID_NAME, PATH_NAME, MARK_NAME])
+POINTS_JS = (
+    "() => { const gd = document.querySelector('.js-plotly-plot'); const skip = " + OVERLAYS + ";"
+    " return gd && gd._fullData ? gd._fullData.filter(t => !skip.includes(t.name))"
+    ".reduce((s, t) => s + (t._length || 0), 0) : 0; }"
+)
 APP = "[data-testid='stApp']"
 
 
