@@ -1,6 +1,6 @@
 """Consistency: does the encoder give an input and its harmless transforms (small rotations,
 shifts, crops ...) the same posterior, and is the posterior healthy (active units, mutual
-information, NLL)? Compare a VAE with a CR-VAE (papers.md section 3).
+information, NLL)? Compare a VAE with a CR-VAE (docs/methods.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 CAE (ae), DAE and VAE checkpoints side by side: rank of the three mode covariances of each latent
 tensor versus the perturbation level, strata per level, singular spectra, principal subspaces in
 the Hilbert space, one sample's path on the latent map, decoder smoothness along a latent path,
-global descriptors and a computed verdict per model (papers.md section 4; lsx interpretations).
+global descriptors and a computed verdict per model (docs/methods.md; lsx interpretations).
 """
 
 from __future__ import annotations

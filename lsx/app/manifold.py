@@ -31,7 +31,7 @@ PATH_STEPS = 20
 INTRO = (
     "Unfold each latent tensor along its three modes, take one covariance per unfolding and read "
     "their numerical ranks as the point's **stratum** (Shrivastava, Rameshan & Agnihotri 2025, "
-    "papers.md section 4). The paper reports CAE/DAE latent manifolds **stratified** (ranks vary "
+    "docs/methods.md). The paper reports CAE/DAE latent manifolds **stratified** (ranks vary "
     "with input noise) and the VAE's **smooth** (two SPD factors, one SPSD factor). Its details "
     "are thin: the noise levels, centring, rank tolerance, Hilbert map, subspace comparison and "
     "the verdict rule here are **lsx interpretations**, not the paper's."
