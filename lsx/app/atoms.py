@@ -243,11 +243,14 @@ def gallery_panel(run_dir: str, sha: str, data_hash: str, split: str, c: Coded) 
     what = "max |code|" if unit == "atom" else "closest encoder output"
     st.caption(
         f"Left: the change in the decoded mean code when {unit} k is switched on at the centre "
-        "cell (red brighter, blue darker; each tile's contrast normalised). Right: the input "
+        "cell, in the window the cell reaches (red brighter, blue darker; each tile's contrast "
+        "normalised). Right: the input "
         f"patches that activate it most ({what}; {len(c.ids):,} images of the {split} split)."
     )
     x, _, _ = _images(run_dir, split)
-    tiles, rows = effect_tiles(images), np.where(c.top.index < 0, -1, c.ids[c.top.index])
+    (h, w), ks = c.top.grid, np.arange(len(images))
+    window = cell_patches(images, ks, np.tile([h // 2, w // 2], (len(ks), 1)), c.top.grid)
+    tiles, rows = effect_tiles(window), np.where(c.top.index < 0, -1, c.ids[c.top.index])
     cards = [
         atom_card(tiles[k], patch_strip(cell_patches(x, rows[k], c.top.cell[k], c.top.grid)))
         for k in order
@@ -330,7 +333,7 @@ def wait_for_split(job: Future, c: Coded, split: str) -> None:
         [job],
         f"Showing a per-class sample of **{len(c.ids):,}** of {c.n_total:,} images; every image "
         f"of the {split} split is being coded in the background and the page switches by itself.",
-        label="coding the whole split",
+        label="the statistics of the whole split",
     )
 
 
