@@ -12,7 +12,10 @@ lsx runs in two layouts:
   projection cache goes to the user cache folder (:func:`run_cache_dir`).
 
 In both layouts ``$LSX_CHECKPOINTS`` (``lsx app --checkpoints DIR`` sets it) names the folder of
-the user's runs. This module sits in the base layer: it imports nothing from lsx.
+the user's runs. Paths typed into the app (the Train page's image folder or ``.npy`` file, the
+Large datasets page's source) must lie inside a data root (:func:`app_data_path`):
+``$LSX_DATA_ROOTS``, else the ``data/`` folder beside the runs folder. The command line reads any
+path. This module sits in the base layer: it imports nothing from lsx but the errors.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import hashlib
 import os
 from pathlib import Path
 
+from lsx.errors import ConfigError
+
 CHECKPOINTS_ENV = "LSX_CHECKPOINTS"  # the folder of the user's runs
 CACHE_ENV = "LSX_CACHE_DIR"  # the user cache folder (default: $XDG_CACHE_HOME/lsx)
 HOME_CHECKPOINTS = Path("~/.lsx/checkpoints")  # the installed package's default runs folder
+DATA_ROOTS_ENV = "LSX_DATA_ROOTS"  # folders the app may read datasets from, os.pathsep-separated
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGED_APP = PACKAGE_DIR / "_app"  # app.py, pages/, .streamlit/ in a wheel
@@ -185,3 +191,57 @@ def _same(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:
         return False
+
+
+def data_roots() -> list[Path]:
+    """The folders whose images the app may read: ``$LSX_DATA_ROOTS`` (separated by
+    ``os.pathsep``), else the ``data/`` folder beside the user's runs folder.
+
+    Returns
+    -------
+    list of Path
+        Absolute, symbolic links resolved; a root need not exist.
+    """
+    env = os.environ.get(DATA_ROOTS_ENV, "")
+    roots = [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+    if not roots:
+        roots = [user_checkpoints().parent / "data"]
+    return [Path(os.path.realpath(r)) for r in roots]
+
+
+def app_data_path(text: str) -> Path:
+    """A dataset path typed into the app, allowed only inside a data root.
+
+    The path is made absolute (a relative path is taken inside the first root), then every
+    symbolic link and ``..`` is resolved; the result must lie inside one of :func:`data_roots`.
+    The refusal is the same whether or not the path exists, so the app never tells a visitor
+    what the server holds outside its data folders.
+
+    Parameters
+    ----------
+    text : str
+        The path as typed (``~`` is expanded).
+
+    Returns
+    -------
+    Path
+        The resolved path, inside a data root.
+
+    Raises
+    ------
+    ConfigError
+        The path resolves outside every data root; the message names the roots and how to add
+        one.
+    """
+    roots = data_roots()
+    raw = Path(text.strip()).expanduser()
+    real = Path(os.path.realpath(raw if raw.is_absolute() else roots[0] / raw))
+    if any(real == root or root in real.parents for root in roots):
+        return real
+    shown = ", ".join(str(r) for r in roots)
+    raise ConfigError(
+        f"The app reads datasets only from its data folders ({shown}); that path is not inside "
+        "one. Put the images or the .npy file in a data folder (a relative path is taken inside "
+        f"the first), or start the app with {DATA_ROOTS_ENV}=/your/folder (several separated by "
+        f"'{os.pathsep}'). The command line (`lsx train --data folder:PATH`) reads any path."
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import state, train_page, widgets
+from lsx.app import state, train_form, train_page, widgets
 from lsx.errors import LsxError
 from lsx.models import MODELS
 
@@ -34,8 +34,11 @@ kind = left.selectbox(
 with right:
     try:
         data, image_size = train_page.dataset_picker()
-    except LsxError as err:  # the folder or .npy choice without a path yet
+    except train_form.MissingPath as err:  # the folder or .npy choice without a path yet
         st.info(str(err))
+        data = None
+    except LsxError as err:  # e.g. a path outside the app's data folders
+        st.error(str(err))
         data = None
 if data is not None:
     try:

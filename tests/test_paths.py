@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -144,3 +145,26 @@ def test_config_flags_read_the_shipped_settings(tmp_path):
     flags = app_cmd.config_flags(ROOT / ".streamlit" / "config.toml")
     assert "--browser.gatherUsageStats=false" in flags
     assert app_cmd.config_flags(tmp_path / "missing.toml") == []
+
+
+def test_app_data_paths_stay_inside_the_data_roots(monkeypatch, tmp_path):
+    from lsx.errors import ConfigError
+    from lsx.paths import DATA_ROOTS_ENV, app_data_path, data_roots, user_checkpoints
+
+    monkeypatch.delenv(DATA_ROOTS_ENV, raising=False)
+    assert data_roots() == [(user_checkpoints().parent / "data").resolve()]
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "sub").mkdir(parents=True)
+    b.mkdir()
+    (tmp_path / "outside").mkdir()
+    (a / "out").symlink_to(tmp_path / "outside")
+    monkeypatch.setenv(DATA_ROOTS_ENV, f"{a}{os.pathsep}{b}")
+    assert app_data_path(str(a / "sub")) == a / "sub"
+    assert app_data_path("sub/x.npy") == a / "sub" / "x.npy"  # relative: inside the first root
+    assert app_data_path(str(b)) == b
+    messages = set()
+    for bad in ("/etc", str(tmp_path / "outside"), f"{a}/../outside", "out", "../b/../outside"):
+        with pytest.raises(ConfigError, match="reads datasets only from its data folders") as err:
+            app_data_path(bad)
+        messages.add(str(err.value))
+    assert len(messages) == 1  # never tells which of those exist

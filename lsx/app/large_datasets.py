@@ -21,10 +21,11 @@ import streamlit as st
 
 from lsx import jobs
 from lsx.app.train_jobs import registry
-from lsx.data.lazy import SPLITS, open_source
+from lsx.data.lazy import LAZY_PREFIXES, SPLITS, open_source
 from lsx.errors import ConfigError, LsxError
 from lsx.files import atomic_write_json, lock_holder
 from lsx.latents.store import MANIFEST_NAME, STORES_DIR, store_dir_for
+from lsx.paths import app_data_path
 
 JOBS_DIR = ".jobs"
 LOG_LINES = 30
@@ -86,6 +87,10 @@ def start_encode(run_dir: Path, spec: str, split: str, batch_size: int, workers:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}.")
     if not 1 <= int(batch_size) <= 65_536 or not 0 <= int(workers) <= 64:
         raise ConfigError("Batch size must be in [1, 65536] and workers in [0, 64].")
+    if spec.startswith(LAZY_PREFIXES) and spec != run_data_spec(run_dir):
+        # a path typed into the app: inside a data root only (the run's own data is allowed)
+        prefix, path = spec.split(":", 1)
+        spec = f"{prefix}:{app_data_path(path)}"
     source = open_source(spec)  # fails here, with its message, on a bad spec or empty folder
     store_dir = store_dir_for(run_dir, source.spec, split)
     folder = _jobs_dir(run_dir)

@@ -33,6 +33,7 @@ from lsx.data import Dataset
 from lsx.data.lazy import ImageSource
 from lsx.errors import ConfigError, TrainingError
 from lsx.models import MODELS, make_config
+from lsx.paths import app_data_path
 
 FOLDER_CHOICE = "folder:"  # the dataset picker's entry for a user's image folder
 NPY_CHOICE = "npy:"  # ... and for a user's .npy file of images (memory-mapped, always lazy)
@@ -247,14 +248,19 @@ def check_name(name: str) -> str:
     return name
 
 
+class MissingPath(ConfigError):
+    """The folder or .npy choice has no path yet (the page prompts for one, not an error)."""
+
+
 def dataset_spec(choice: str, path: str = "") -> str:
     """The data spec of a picker choice: a built-in name, or ``folder:`` / ``npy:`` with the
-    path made absolute (ConfigError asking for it when empty)."""
+    path made absolute (ConfigError asking for it when empty, or when it lies outside the app's
+    data roots: :func:`lsx.paths.app_data_path`)."""
     if choice not in PATH_CHOICES:
         return choice
     if not path.strip():
-        raise ConfigError(PATH_PROMPTS[choice])
-    return choice + str(Path(path.strip()).expanduser().resolve())
+        raise MissingPath(PATH_PROMPTS[choice])
+    return choice + str(app_data_path(path))  # inside a data root, links resolved
 
 
 def prepare_request(

@@ -72,6 +72,7 @@ def test_encode_from_the_app_lists_the_store(monkeypatch, tmp_path):
 
 
 def test_bad_specs_get_messages_and_the_page_keeps_serving(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(tmp_path))  # the app reads data roots only
     run_dir = make_run(tmp_path)
     at = page(monkeypatch, tmp_path, run_dir)
     at = submit(at, f"npy:{tmp_path / 'missing.npy'}")
@@ -88,7 +89,22 @@ def test_bad_specs_get_messages_and_the_page_keeps_serving(monkeypatch, tmp_path
     assert not at.exception
 
 
-def test_a_second_encode_of_the_same_store_is_refused_while_running(tmp_path):
+def test_sources_outside_the_data_roots_are_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(tmp_path / "data"))
+    run_dir = make_run(tmp_path / "runs")
+    outside = tmp_path / "elsewhere.npy"
+    np.save(outside, np.zeros((20, 8, 8), dtype=np.uint8))
+    at = page(monkeypatch, tmp_path / "runs", run_dir)
+    for spec in (f"npy:{outside}", f"npy:{tmp_path / 'missing.npy'}", "folder:/etc"):
+        at = submit(at, spec)
+        assert not at.exception
+        assert "reads datasets only from its data folders" in at.error[0].value
+    assert large_datasets.encode_jobs(run_dir) == []
+    assert large_datasets.run_data_spec(run_dir) == "digits"  # a built-in: never a path check
+
+
+def test_a_second_encode_of_the_same_store_is_refused_while_running(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(tmp_path))  # the app reads data roots only
     run_dir = make_run(tmp_path)
     rng = np.random.default_rng(0)
     path = tmp_path / "many.npy"

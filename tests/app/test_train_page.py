@@ -76,6 +76,7 @@ def test_empty_state_draws_the_form_of_every_kind_from_its_config(monkeypatch, t
 
 
 def test_config_errors_and_missing_folders_are_shown_and_nothing_starts(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(tmp_path))  # the app reads data roots only
     at = page(monkeypatch, tmp_path)
     at = submit(at, tr_t_lr=0.0)
     assert not at.exception
@@ -228,6 +229,7 @@ def choose_npy(at: AppTest, path: str) -> AppTest:
 
 
 def test_a_npy_file_of_images_trains_lazily_from_the_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(tmp_path))  # the app reads data roots only
     path = npy_images(tmp_path / "data")
     monkeypatch.chdir(tmp_path)  # a relative path is made absolute for the job
     root = tmp_path / "checkpoints"
@@ -309,6 +311,7 @@ def test_sae_on_a_npy_file_takes_its_class_count_from_the_labels_file(monkeypatc
 
 
 def test_a_folder_above_the_lazy_threshold_is_shown_as_read_lazily(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(tmp_path))  # the app reads data roots only
     from PIL import Image
 
     import lsx.data
@@ -330,3 +333,28 @@ def test_a_folder_above_the_lazy_threshold_is_shown_as_read_lazily(monkeypatch, 
     caption = next(c.value for c in at.caption if "test images of" in c.value)
     assert "1×12×12, 2 classes." in caption
     assert "read lazily" not in caption
+
+
+def test_paths_outside_the_data_roots_are_refused_without_saying_whether_they_exist(
+    monkeypatch, tmp_path
+):
+    roots = tmp_path / "data"
+    (roots / "imgs").mkdir(parents=True)
+    secret = tmp_path / "private" / "imgs"  # exists, readable by the server, outside the roots
+    secret.mkdir(parents=True)
+    (roots / "escape").symlink_to(secret)  # a link inside a root that resolves outside
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(roots))
+    at = page(monkeypatch, tmp_path / "runs")
+    at.selectbox(key=state.TR_DATA).set_value(train_form.FOLDER_CHOICE).run(timeout=120)
+    refusals = []
+    for typed in (str(secret), str(tmp_path / "missing"), f"{roots}/../private/imgs", "escape"):
+        at.text_input(key=state.TR_FOLDER).set_value(typed).run(timeout=120)
+        assert not at.exception
+        refusals.append(at.error[0].value)
+    assert "reads datasets only from its data folders" in refusals[0]
+    assert len(set(refusals)) == 1  # the same words whether the path exists or not
+    assert "does not exist" not in refusals[0]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    # inside a root the usual checks speak again (a relative path is taken inside the first root)
+    at.text_input(key=state.TR_FOLDER).set_value("nope").run(timeout=120)
+    assert f"The folder {roots / 'nope'} does not exist" in at.error[0].value

@@ -157,7 +157,10 @@ def test_requests_round_trip_through_the_cli_parser(tmp_path):
     assert args.epochs == 5
 
 
-def test_npy_requests_keep_the_native_size_and_round_trip_through_the_cli_parser(tmp_path):
+def test_npy_requests_keep_the_native_size_and_round_trip_through_the_cli_parser(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv("LSX_DATA_ROOTS", str(tmp_path))  # the app reads data roots only
     from lsx.cli import build_parser
 
     folder = tmp_path / "my data (1)"
