@@ -123,11 +123,14 @@ def server(chromium: str, run_choice: RunChoice, tmp_path: Path) -> Iterator[Ser
 
 
 @contextlib.contextmanager
-def serve(root: Path, tmp_path: Path) -> Iterator[Server]:
-    """Start ``streamlit run app.py`` with ``LSX_CHECKPOINTS=root``; stop exactly that PID."""
+def serve(root: Path, tmp_path: Path, data_roots: Path | None = None) -> Iterator[Server]:
+    """Start ``streamlit run app.py`` with ``LSX_CHECKPOINTS=root`` (and ``LSX_DATA_ROOTS``,
+    the folder the app may read typed paths from, when given); stop exactly that PID."""
     port = _free_port()
     log = tmp_path / "streamlit.log"
     env = {**os.environ, "LSX_CHECKPOINTS": str(root), "PYTHONUNBUFFERED": "1"}
+    if data_roots is not None:
+        env["LSX_DATA_ROOTS"] = str(data_roots)
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.port", str(port),

@@ -61,7 +61,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 @pytest.fixture(scope="module")
 def server(chromium: str, setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve(setup[0], tmp_path_factory.mktemp("server")) as srv:
+    data = setup[1].parent  # the app may read paths typed into it from its data roots only
+    with serve(setup[0], tmp_path_factory.mktemp("server"), data_roots=data) as srv:
         yield srv
 
 
