@@ -168,3 +168,19 @@ def test_app_data_paths_stay_inside_the_data_roots(monkeypatch, tmp_path):
             app_data_path(bad)
         messages.add(str(err.value))
     assert len(messages) == 1  # never tells which of those exist
+
+
+def test_stores_of_a_packaged_demo_run_are_written_to_the_user_cache(monkeypatch, tmp_path):
+    from lsx.latents import store_dir_for, stores_root
+
+    package = tmp_path / "site-packages" / "lsx"
+    demo = package / "_demo" / "demo-vae-digits"
+    demo.mkdir(parents=True)
+    monkeypatch.setattr(paths, "PACKAGE_DIR", package)
+    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path / "cache"))
+    store = store_dir_for(demo, "npy:/data/big.npy", "all")
+    assert (tmp_path / "cache") in store.parents
+    assert package not in store.parents  # nothing is written inside the installed package
+    assert stores_root(demo) in store.parents
+    own = tmp_path / "runs" / "mine"
+    assert store_dir_for(own, "digits").parent == own / "stores"  # a user's run keeps its stores

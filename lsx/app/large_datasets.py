@@ -24,7 +24,7 @@ from lsx.app.train_jobs import registry
 from lsx.data.lazy import LAZY_PREFIXES, SPLITS, open_source
 from lsx.errors import ConfigError, LsxError
 from lsx.files import atomic_write_json, lock_holder
-from lsx.latents.store import MANIFEST_NAME, STORES_DIR, store_dir_for
+from lsx.latents.store import MANIFEST_NAME, store_dir_for, stores_root
 from lsx.paths import app_data_path
 
 JOBS_DIR = ".jobs"
@@ -53,7 +53,7 @@ class EncodeJob:
 
 
 def _jobs_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / STORES_DIR / JOBS_DIR
+    return stores_root(run_dir) / JOBS_DIR
 
 
 def _job(record: dict[str, Any]) -> jobs.Job:

@@ -22,6 +22,7 @@ from lsx.latents.store import (
     list_stores,
     open_store,
     store_dir_for,
+    stores_root,
     stores_stamp,
 )
 from lsx.latents.writer import encode_to_store
@@ -47,6 +48,7 @@ __all__ = [
     "list_stores",
     "open_store",
     "store_dir_for",
+    "stores_root",
     "store_identity",
     "store_projection_request",
     "stores_stamp",

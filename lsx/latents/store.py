@@ -36,6 +36,7 @@ import numpy as np
 from lsx.data.lazy import SPLITS
 from lsx.errors import ConfigError, DatasetError, LsxError
 from lsx.files import read_json_capped
+from lsx.paths import run_cache_dir
 
 STORES_DIR = "stores"
 MANIFEST_NAME = "manifest.json"
@@ -117,6 +118,12 @@ class LatentStore:
         return self.labels[self.primary]
 
 
+def stores_root(run_dir: Path | str) -> Path:
+    """The folder of a run's stores: ``<run_dir>/stores``, or for a shipped demo run inside the
+    installed package a folder in the user cache (nothing is written into the package)."""
+    return run_cache_dir(Path(run_dir), STORES_DIR)
+
+
 def store_dir_for(run_dir: Path, spec: str, split: str = "all") -> Path:
     """``<run_dir>/stores/<slug>``: a readable slug of spec and split plus a hash of the spec."""
     if split not in SPLITS:
@@ -127,7 +134,7 @@ def store_dir_for(run_dir: Path, spec: str, split: str = "all") -> Path:
     name = f"{kind}-{Path(rest.rstrip('/')).name}" if rest else spec
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:40] or "data"
     digest = _short_hash(spec)
-    return Path(run_dir) / STORES_DIR / f"{readable}-{split}-{digest}"
+    return stores_root(run_dir) / f"{readable}-{split}-{digest}"
 
 
 def _short_hash(text: str) -> str:
@@ -266,7 +273,7 @@ def stores_stamp(run_dir: Path | str) -> tuple[tuple[str, int], ...]:
     """mtimes of the run's weights and of every store manifest: when it changes, a cached list
     of the run's stores is out of date (the app's pickers key their caches by it)."""
     out = []
-    for path in [Path(run_dir) / "model.safetensors", *Path(run_dir, STORES_DIR).glob("*/*.json")]:
+    for path in [Path(run_dir) / "model.safetensors", *stores_root(run_dir).glob("*/*.json")]:
         try:
             out.append((str(path), path.stat().st_mtime_ns))
         except OSError:
@@ -282,7 +289,7 @@ def list_stores(run_dir: Path) -> list[LatentStore | tuple[Path, str]]:
     """
     from lsx.checkpoint import weights_sha256
 
-    root = Path(run_dir) / STORES_DIR
+    root = stores_root(run_dir)
     if not root.is_dir():
         return []
     try:
