@@ -185,7 +185,9 @@ class SAE(nn.Module):
         rows = list(config.centers)
         for a, (k, d) in enumerate(zip(n_classes, dims, strict=True)):
             if config.configuration == "file":
-                c = torch.tensor(rows[:k], dtype=torch.float64)
+                # on the CPU even under a `torch.device("meta")` context (listing builds the
+                # model there to read its shapes): the radii below need the values
+                c = torch.tensor(rows[:k], dtype=torch.float64, device="cpu")
                 rows = rows[k:]
             else:
                 seed = config.centers_seed + a
