@@ -47,7 +47,8 @@ LMS_METHOD = "lms_method"  # latent-store map (lsx.app.store_map): projection, s
 LMS_SEED = "lms_seed"
 LMS_COLOR = "lms_color"
 LMS_CHART = "lms_chart"
-# Latent map: generation panels (lsx.app.generate), tags and exports (lsx.app.tags), URL (lsx.app.share)
+# Latent map: generation panels (lsx.app.generate), tags and exports (lsx.app.tags),
+# the URL (lsx.app.share)
 LM_GEN_PANEL = "lm_gen_panel"  # which generation panel is open ("off", "decode", "traverse", ...)
 LM_GEN_X = "lm_gen_x"  # map position decoded by "decode anywhere"
 LM_GEN_Y = "lm_gen_y"
@@ -81,6 +82,8 @@ LU_DETAIL = "lu_detail"  # which upload the detail panel shows
 LU_DB = "lu_db"  # search database: "" = the run's own dataset, else a dataset name
 LU_K = "lu_k"  # neighbours per upload / text-search results
 LU_QUERY = "lu_query"  # text search box
+LU_DECODE_LOG = "lu_decode_log"  # ((monotonic time, pixels), ...) decoded in the last minute
+LU_DECODED = "lu_decoded"  # ((file id, pixels), ...) uploads this session already decoded
 
 # Train page (pages/1_train.py)
 TR_KIND = "tr_kind"  # model kind of the new-run form
