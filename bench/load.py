@@ -19,7 +19,13 @@ of the last third of the load; ``returned_within_10pct`` says whether the RSS at
 settle period is at most 110 % of it. ``growth_mb_per_min_last_half`` is the slope of RSS over the
 last half of the load, ``..._last_minute_of_settle`` over the settle period's last minute (a leak
 keeps growing; projection fits queued during the load may still finish, and allocate, after it).
-``--samples FILE`` writes every sample (time, phase, health latency, RSS) as JSON.
+The sampler also reads the server's CPU time: ``idle_after_load_s`` is when, after the load
+stopped, the server first stayed under 5 % of a core for 10 s (queued background fits done), and
+``at_idle`` its RSS then. Streamlit keeps a closed tab's session (state, uploaded files) for
+``server.disconnectedSessionTTL`` (120 s by default) after its websocket closes, so a settle
+period shorter than that still holds every session; ``after_session_ttl`` is the median RSS from
+that TTL + 10 s after the load on. ``--samples FILE`` writes every sample (time, phase, health
+latency, RSS, CPU seconds) as JSON.
 
 Prints one JSON object. Everything stays on the loopback interface; every loop is bounded by the
 clock and every wait by a timeout.
@@ -53,6 +59,9 @@ RUN = "demo-vae-mnist5k"  # 5,000 images: projections cost real time
 METHODS = ("PCA", "UMAP", "TSNE")  # the projection picker's labels
 HOST = "127.0.0.1"
 GRACE_S = 30.0  # a step that starts before the end of the load may take this much longer
+SESSION_TTL_S = 120.0  # Streamlit's server.disconnectedSessionTTL default (1.67)
+IDLE_CPU = 0.05  # "idle": under 5 % of one core ...
+IDLE_FOR_S = 10  # ... for this many one-second samples in a row
 APP = "[data-testid='stApp']"
 EXCEPTION = "[data-testid='stException']"
 CHROMIUM_ARGS = [
@@ -172,6 +181,16 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return one(pid), total
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` so far, from /proc (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler(threading.Thread):
     """Once a second: health latency (s, or the timeout on failure) and RSS (MB), with a phase."""
 
@@ -195,6 +214,7 @@ class Sampler(threading.Thread):
                     "health_s": latency,
                     "rss_mb": round(server, 1),
                     "rss_tree_mb": round(tree, 1),
+                    "cpu_s": cpu_seconds(self.pid),
                 }
             )
             self.done.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
@@ -369,6 +389,16 @@ def summarise(samples: list[dict], sessions: list[dict], timeout: float, key: st
     plateau = statistics.median(s[key] for s in third) if third else None
     half = loaded[len(loaded) // 2 :]
     final = by["settle"][-1][key] if by["settle"] else None
+    settle = by["settle"]
+    idle_at = None
+    for j in range(len(settle) - IDLE_FOR_S):
+        a, b = settle[j], settle[j + IDLE_FOR_S]
+        if a["cpu_s"] is not None and b["cpu_s"] is not None:
+            if (b["cpu_s"] - a["cpu_s"]) / max(1e-9, b["t"] - a["t"]) < IDLE_CPU:
+                idle_at = a
+                break
+    t_stop = settle[0]["t"] if settle else None
+    late = [s[key] for s in settle if t_stop is not None and s["t"] >= t_stop + SESSION_TTL_S + 10]
     steps: dict[str, list[float]] = {}
     for result in sessions:
         for name, seconds, ok in result["steps"]:
@@ -390,6 +420,9 @@ def summarise(samples: list[dict], sessions: list[dict], timeout: float, key: st
             "end_of_load": loaded[-1][key] if loaded else None,
             "after_settle": final,
             "min_settle": min((s[key] for s in by["settle"]), default=None),
+            "idle_after_load_s": None if idle_at is None else round(idle_at["t"] - t_stop, 1),
+            "at_idle": None if idle_at is None else idle_at[key],
+            "after_session_ttl": statistics.median(late) if late else None,
             "growth_mb_per_min_last_half": slope_per_min([(s["t"], s[key]) for s in half]),
             # background fits queued during the load may finish after it; a leak keeps growing
             "growth_mb_per_min_last_minute_of_settle": slope_per_min(
@@ -420,6 +453,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.sessions <= 64:
         parser.error("--sessions must be between 1 and 64")
+    load_before = [round(x, 2) for x in os.getloadavg()]  # the machine is shared: say its load
     with tempfile.TemporaryDirectory(prefix="lsx-load-") as tmp:
         root = Path(tmp) / "checkpoints"
         copy_demos(root)
@@ -447,6 +481,8 @@ def main() -> None:
         "think_s": args.think,
         "run": RUN,
         "server_ready_s": round(ready_s, 2),
+        "disconnected_session_ttl_s": SESSION_TTL_S,
+        "machine_load_average_before": load_before,
         "server": summarise(sampler.samples, sessions, args.health_timeout, "rss_mb"),
         "server_and_children_rss_mb": summarise(
             sampler.samples, sessions, args.health_timeout, "rss_tree_mb"

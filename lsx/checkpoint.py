@@ -429,7 +429,10 @@ def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
     """Valid runs under ``root`` (sorted by name) and ``(name, reason)`` for each skipped entry.
 
     A run whose ``status.json`` says it is running, stopped or failed is skipped as incomplete
-    (:func:`incomplete_reason`): its weights load, but training did not finish.
+    (:func:`incomplete_reason`): its weights load, but training did not finish. A run folder
+    that is a symbolic link is listed only if it resolves inside ``root`` (an alias of another
+    run); a link out of ``root`` is skipped (:func:`_outside_reason`): the runs folder is the one
+    place the app reads runs from.
     """
     root = Path(root)
     runs: list[RunInfo] = []
@@ -440,10 +443,14 @@ def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
         entries = sorted(root.iterdir())
     except OSError as err:
         return runs, [(root.name, f"cannot list the folder ({err.strerror or err})")]
+    real_root = os.path.realpath(root)
     for entry in entries:
         if entry.name.startswith(".") or entry.name in ("README.md",):
             continue
         try:  # one bad folder is skipped with its reason, whatever it raises
+            if entry.is_symlink() and not Path(os.path.realpath(entry)).is_relative_to(real_root):
+                skipped.append((entry.name, _outside_reason(entry.name, root)))
+                continue
             if not entry.is_dir():
                 skipped.append((entry.name, "not a run folder (a file)"))
                 continue
@@ -457,6 +464,14 @@ def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
         else:
             skipped.append((entry.name, reason))
     return runs, skipped
+
+
+def _outside_reason(name: str, root: Path) -> str:
+    """Why a link out of the runs folder is skipped (its target is not shown)."""
+    return (
+        f"{name} is a link to a folder outside {root}; copy the run into the folder, or point "
+        "LSX_CHECKPOINTS (or --out) at the folder it lives in"
+    )
 
 
 def _skip_reason(err: Exception) -> str:

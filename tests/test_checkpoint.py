@@ -236,3 +236,24 @@ def test_list_runs_skips_incomplete_runs_and_says_how_to_resume(tmp_path, state,
     assert re.match(expected, reason), reason
     assert "--name half --resume" in reason
     load_checkpoint(tmp_path / "half")  # the last good checkpoint itself still loads
+
+
+def test_a_run_folder_linked_from_outside_the_runs_folder_is_skipped(tmp_path):
+    # Rule: the runs folder is the one place runs are read from. A link inside it to a run
+    # elsewhere is skipped with how to fix it (the target is not named); an alias of a run that
+    # lives in the folder itself is fine.
+    root, elsewhere = tmp_path / "checkpoints", tmp_path / "private"
+    make_run(root / "mine")
+    make_run(elsewhere / "theirs")
+    (root / "linked").symlink_to(elsewhere / "theirs", target_is_directory=True)
+    (root / "alias").symlink_to(root / "mine", target_is_directory=True)
+    (root / "relative").symlink_to(Path("..") / "private" / "theirs")
+    runs, skipped = list_runs(root)
+    assert [r.name for r in runs] == ["alias", "mine"]
+    reasons = dict(skipped)
+    assert set(reasons) == {"linked", "relative"}
+    for name in ("linked", "relative"):
+        assert reasons[name].startswith(f"{name} is a link to a folder outside {root}")
+        assert "copy the run into the folder" in reasons[name]
+        assert "LSX_CHECKPOINTS" in reasons[name]
+        assert str(elsewhere) not in reasons[name]

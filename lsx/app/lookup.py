@@ -11,6 +11,7 @@ checked per file (``lsx.data.uploads``): a bad file gets its own message and the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,16 @@ from lsx.app.dataset_map import latent_map
 from lsx.app.lookup_store import STORE_PREFIX, look_up_in_store, run_stores, store_gallery
 from lsx.data import DATASETS, Dataset, load_dataset
 from lsx.data.images import MAX_BYTES
-from lsx.data.uploads import MAX_UPLOAD_FILES, UPLOAD_EXTENSIONS, PreparedImage, prepare_upload
+from lsx.data.uploads import (
+    DECODE_BUDGET_PIXELS,
+    DECODE_WINDOW_S,
+    MAX_UPLOAD_FILES,
+    PreparedImage,
+    decode_cost,
+    pixels_spent,
+    prepare_upload,
+    type_error,
+)
 from lsx.data.vocabulary import vocabulary_for
 from lsx.errors import LsxError
 from lsx.viz.clusters import add_queries, distance_profile
@@ -144,11 +154,13 @@ def database_images(run_dir: str, sha: str, spec: str, ids: Sequence[int]) -> np
 
 @dataclass(frozen=True, eq=False)
 class Upload:
-    """One uploaded file: prepared for the model, or the reason it was not."""
+    """One uploaded file: prepared for the model, or the reason it was not (``deferred``: over
+    the session's decode budget, read on a later run)."""
 
     name: str
     prepared: PreparedImage | None
     error: str | None
+    deferred: bool = False
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -161,29 +173,74 @@ def _prepare(file_id: str, name: str, input_shape: tuple[int, ...], _data: bytes
 
 
 def prepare_files(files: Sequence[Any] | None, input_shape: tuple[int, ...]) -> list[Upload]:
-    """Every uploaded file prepared or rejected with its own message (size re-checked here)."""
+    """Every uploaded file prepared or rejected with its own message (type and size checked
+    here), within the session's decode budget: a new file whose pixels would take this session
+    past ``DECODE_BUDGET_PIXELS`` in ``DECODE_WINDOW_S`` is deferred (:func:`budget_notice`)."""
+    now = time.monotonic()
+    log = [
+        (t, px)
+        for t, px in st.session_state.get(state.LU_DECODE_LOG, ())
+        if now - t < DECODE_WINDOW_S
+    ]
+    known = dict(st.session_state.get(state.LU_DECODED, ()))
+    decoded: dict[str, int] = {}
     out = []
     for f in list(files or [])[:MAX_UPLOAD_FILES]:
-        data = f.getvalue()
-        if len(data) > MAX_BYTES:
+        data, file_id = f.getvalue(), str(f.file_id)
+        msg = type_error(f.name)
+        if msg is None and len(data) > MAX_BYTES:
             msg = (
                 f"{f.name} is {len(data) / 1e6:.1f} MB; lsx reads at most {MAX_BYTES / 1e6:.0f} MB."
             )
+        if msg is not None:
             out.append(Upload(f.name, None, msg))
             continue
-        out.append(_prepare(str(f.file_id), f.name, tuple(input_shape), data))
+        if file_id not in known:  # a new file: decoding it costs server time
+            cost = decode_cost(data, tuple(input_shape))
+            if cost and pixels_spent(log, now) + cost > DECODE_BUDGET_PIXELS:
+                out.append(Upload(f.name, None, f"{cost / 1e6:.0f} MP", deferred=True))
+                continue
+            log.append((now, cost))
+            known[file_id] = cost
+        decoded[file_id] = known[file_id]
+        out.append(_prepare(file_id, f.name, tuple(input_shape), data))
+    st.session_state[state.LU_DECODE_LOG] = tuple(log)  # the last minute's decodes only
+    st.session_state[state.LU_DECODED] = tuple(decoded.items())  # only the files still uploaded
     return out
 
 
+def budget_notice(uploads: list[Upload]) -> None:
+    """One message for the files deferred by the decode budget: how many, why, what to do."""
+    waiting = [u for u in uploads if u.deferred]
+    if not waiting:
+        return
+    now = time.monotonic()
+    log = st.session_state.get(state.LU_DECODE_LOG, ())
+    oldest = min((t for t, _ in log), default=now)
+    wait = max(1, int(DECODE_WINDOW_S - (now - oldest)) + 1)
+    names = ", ".join(u.name for u in waiting[:5]) + (" ..." if len(waiting) > 5 else "")
+    st.error(
+        f"{len(waiting)} of {len(uploads)} images were not decoded ({names}): this session has "
+        f"decoded {pixels_spent(log, now) / 1e6:.0f} megapixels of uploads in the last "
+        f"{DECODE_WINDOW_S:.0f} s, and each session may decode at most "
+        f"{DECODE_BUDGET_PIXELS / 1e6:.0f} MP a minute so the server stays responsive for "
+        f"everyone. They are read when the page next runs after about {wait} s (change any "
+        "setting); or upload fewer or smaller images."
+    )
+
+
 def uploader() -> list[Any]:
-    """The file uploader (extensions only in ``type``, so Streamlit also checks them)."""
+    """The file uploader. It accepts every file type (``type=None``): a file of another type is
+    refused in Python with a visible message (:func:`lsx.data.uploads.type_error`), where
+    Streamlit's own ``type=`` filter would only show an icon whose reason appears on hover."""
     files = st.file_uploader(
         "Images (PNG, JPEG, WebP, BMP)",
-        type=list(UPLOAD_EXTENSIONS),
+        type=None,
         accept_multiple_files=True,
         key=state.LU_UPLOADS,
         max_upload_size=max(1, int(MAX_BYTES // 1_000_000)),
-        help=f"Up to {MAX_UPLOAD_FILES} files of at most {MAX_BYTES // 1_000_000} MB each.",
+        help=f"Up to {MAX_UPLOAD_FILES} files of at most {MAX_BYTES // 1_000_000} MB each; "
+        f"each session decodes at most {DECODE_BUDGET_PIXELS // 1_000_000} megapixels a minute.",
     )
     files = list(files or [])
     if len(files) > MAX_UPLOAD_FILES:
@@ -251,15 +308,17 @@ def results_table(uploads: list[Upload], result: ImageLookup | None) -> None:
     rows, j = [], 0
     for u in uploads:
         if u.prepared is None:
-            rows.append({"file": u.name, "status": u.error})
+            status = f"not decoded yet: over this session's decode budget ({u.error})"
+            rows.append({"file": u.name, "status": status if u.deferred else u.error})
             continue
         row = {"file": u.name, "status": "ok", **summary_row(result, j)}
         row["notes"] = "; ".join(u.prepared.notes)
         rows.append(row)
         j += 1
     for u in uploads:
-        if u.error:
+        if u.error and not u.deferred:
             st.error(u.error)
+    budget_notice(uploads)
     flagged = [r["file"] for r in rows if r.get("verdict") == "out of distribution"]
     if flagged:
         st.badge(f"{len(flagged)} of {j} out of distribution", color="red", icon=":material/block:")

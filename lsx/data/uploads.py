@@ -6,18 +6,28 @@ turns the image into exactly what the model sees: EXIF rotation applied, first f
 animation, mode normalised (palette, 16-bit, RGBA, CMYK, grey), resized to the model's input size
 and channel count. Every failure is a :class:`~lsx.errors.DatasetError` naming the file, so a page
 can report it per file and carry on with the others.
+
+Before that, :func:`type_error` checks the file name's extension (the uploader accepts every file
+so that a refusal is a visible message, not a browser tooltip), and :func:`decode_cost` reads the
+header only to say how many pixels decoding will produce, for the app's per-session decode budget
+(:data:`DECODE_BUDGET_PIXELS` per :data:`DECODE_WINDOW_S`; :func:`pixels_spent`).
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
+from io import BytesIO
 
 import numpy as np
+from PIL import Image
 
 from lsx.data.images import (
     ANIMATION_KEY,
     FORMAT_KEY,
     MAX_BYTES,
+    MAX_PIXELS,
     ORIENTATION_KEY,
     SOURCE_SIZE_KEY,
     UPLOAD_FORMATS,
@@ -27,8 +37,14 @@ from lsx.data.images import (
 )
 from lsx.errors import DatasetError
 
-UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp")  # st.file_uploader(type=...)
+UPLOAD_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp")  # checked by type_error
 MAX_UPLOAD_FILES = 50
+# Per browser session: pixels decoded from new uploads in any DECODE_WINDOW_S seconds (twenty
+# 40 MP PNGs cost 14 s of server time; 200 MP is 5 of them, or 1,000 JPEG photos decoded at the
+# reduced DCT scale a small model input allows). Files over the budget wait, with a message.
+DECODE_BUDGET_PIXELS = 200_000_000
+DECODE_WINDOW_S = 60.0
+_TYPE_NAMES = {"jpg": "JPEG", "jpeg": "JPEG", "tif": "TIFF", "tiff": "TIFF", "svg": "SVG"}
 MUCH_LARGER = 8  # a side this many times the model's is "far larger": say detail is lost
 
 
@@ -124,3 +140,80 @@ def prepare_upload(
         str(img.info.get(FORMAT_KEY) or img.format or "?"),
         tuple(notes),
     )
+
+
+def type_error(name: str) -> str | None:
+    """Why a file name's type is not one the Lookup page reads, or None if it is.
+
+    Parameters
+    ----------
+    name : str
+        The uploaded file's name (untrusted: a NUL or a second extension does not help).
+
+    Returns
+    -------
+    str or None
+        ``"drawing.svg has the type SVG (.svg); ..."`` naming the file, its type and the
+        supported types; None for ``.png``, ``.jpg``, ``.jpeg``, ``.webp``, ``.bmp`` (any case).
+        The content is checked again when it is decoded (a garbage ``x.png`` is refused there).
+    """
+    shown = name.replace("\0", "\\0")
+    stem, dot, ext = name.rpartition(".")
+    ext = ext.lower() if dot and stem else ""
+    if ext in UPLOAD_EXTENSIONS and "\0" not in name:
+        return None
+    supported = ", ".join(f".{e}" for e in UPLOAD_EXTENSIONS)
+    if not ext or "/" in ext or len(ext) > 10:
+        what = "has no file extension"
+    else:
+        what = f"has the type {_TYPE_NAMES.get(ext, ext.upper())} (.{ext})"
+    return (
+        f"{shown} {what}; the Lookup page reads PNG, JPEG, WebP and BMP images ({supported}). "
+        "Convert it to PNG and upload it again."
+    )
+
+
+def decode_cost(data: bytes, input_shape: tuple[int, int, int]) -> int:
+    """Pixels that decoding ``data`` for ``input_shape`` will produce, from its header only.
+
+    A JPEG counts at the reduced DCT scale :func:`prepare_upload` decodes it at. A file whose
+    header cannot be read, or that is over the pixel cap, costs 0: it is refused before any
+    pixel is decoded.
+
+    Parameters
+    ----------
+    data : bytes
+        The file content (untrusted).
+    input_shape : (channels, height, width)
+        The checkpoint's input shape.
+
+    Returns
+    -------
+    int
+    """
+    _, h, w = input_shape
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(BytesIO(bytes(data)), formats=list(UPLOAD_FORMATS))
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                return 0
+            if img.format in ("JPEG", "MPO"):
+                img.draft(img.mode, (w, h))  # changes only the size it will decode at
+            return int(img.size[0] * img.size[1])
+    except Exception:  # noqa: BLE001 - any unreadable header is refused by decode_image later
+        return 0
+
+
+def pixels_spent(log: Iterable[tuple[float, int]], now: float) -> int:
+    """Pixels decoded in the last :data:`DECODE_WINDOW_S` seconds of a ``(time, pixels)`` log.
+
+    Parameters
+    ----------
+    log : iterable of (float, int)
+        When (``time.monotonic()``) and how many pixels each decode cost.
+    now : float
+        The current ``time.monotonic()``.
+    """
+    return sum(px for t, px in log if now - t < DECODE_WINDOW_S)

@@ -1,6 +1,8 @@
-"""The Lookup page in a real browser: deep link with ``?run=``, upload a PNG and a garbage file
-through the file chooser, see the per-file results (one prediction, one message), no exception
-box, no traceback in the server log. Saves ``tests/artifacts/lookup.png`` (git-ignored)."""
+"""The Lookup page in a real browser: deep link with ``?run=``, upload a PNG, a garbage file, a GIF
+and an SVG through the file chooser, see the per-file results (one prediction, one message each,
+visible without hovering: the uploader accepts every type and Python says why it refuses one), no
+exception box, no traceback in the server log. Saves ``tests/artifacts/lookup.png``
+(git-ignored)."""
 
 from __future__ import annotations
 
@@ -44,11 +46,18 @@ def test_upload_two_files_in_the_browser(chromium, tmp_path):
                 files=[
                     {"name": "one.png", "mimeType": "image/png", "buffer": _png()},
                     {"name": "junk.png", "mimeType": "image/png", "buffer": b"not an image"},
+                    {"name": "anim.gif", "mimeType": "image/gif", "buffer": b"GIF89a" + bytes(20)},
+                    {"name": "logo.svg", "mimeType": "image/svg+xml", "buffer": b"<svg/>"},
                 ]
             )
             page.get_by_text("junk.png is not an image lsx can read").first.wait_for(
                 timeout=TIMEOUT_MS
             )
+            alerts = page.get_by_test_id("stAlert")
+            for name, kind in (("anim.gif", "GIF (.gif)"), ("logo.svg", "SVG (.svg)")):
+                shown = alerts.filter(has_text=f"{name} has the type {kind}").first
+                shown.wait_for(timeout=TIMEOUT_MS)
+                assert shown.is_visible()  # on the page, not in a hover tooltip
             page.get_by_text("nearest images").first.wait_for(timeout=TIMEOUT_MS)
             wait_idle(page)
             assert page.locator("[data-testid='stException']").count() == 0

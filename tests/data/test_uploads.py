@@ -107,3 +107,49 @@ def test_vocabulary_files(tmp_path):
         "run folder (vocabulary.json)",
     )
     assert vocabulary_for(tmp_path / "nope", "folder:/x") == ({}, "none")
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("drawing.svg", "has the type SVG (.svg)"),
+        ("anim.GIF", "has the type GIF (.gif)"),
+        ("scan.tif", "has the type TIFF (.tif)"),
+        ("x.png\0.exe", "has the type EXE (.exe)"),
+        ("README", "has no file extension"),
+        (".png", "has no file extension"),
+    ],
+)
+def test_other_file_types_are_named_with_the_supported_ones(name, why):
+    from lsx.data.uploads import type_error
+
+    msg = type_error(name)
+    assert msg.startswith(f"{name.replace(chr(0), chr(92) + '0')} {why}; ")
+    assert "PNG, JPEG, WebP and BMP images (.png, .jpg, .jpeg, .webp, .bmp)" in msg
+
+
+@pytest.mark.parametrize("name", ["a.png", "b.PNG", "c.jpg", "d.JPEG", "e.webp", "f.bmp"])
+def test_supported_file_types_pass(name):
+    from lsx.data.uploads import type_error
+
+    assert type_error(name) is None
+
+
+def test_decode_cost_reads_the_header_and_counts_jpegs_at_their_draft_scale():
+    from lsx.data.uploads import decode_cost
+
+    png = encode(Image.new("L", (4000, 3000), 7))
+    assert decode_cost(png, (1, 8, 8)) == 12_000_000
+    jpeg = encode(Image.new("RGB", (4000, 3000), (7, 8, 9)), "JPEG")
+    assert decode_cost(jpeg, (3, 32, 32)) == 500 * 375  # decoded at 1/8 scale
+    assert decode_cost(b"not an image", (1, 8, 8)) == 0  # refused before decoding
+    assert decode_cost(b"", (1, 8, 8)) == 0
+
+
+def test_pixels_spent_counts_the_last_minute_only():
+    from lsx.data.uploads import DECODE_WINDOW_S, pixels_spent
+
+    log = [(0.0, 5), (30.0, 7), (100.0, 11)]
+    assert pixels_spent(log, 100.0) == 11
+    assert pixels_spent(log, 30.0 + DECODE_WINDOW_S - 1) == 7 + 11
+    assert pixels_spent([], 0.0) == 0
