@@ -21,11 +21,11 @@ from lsx.analysis.segmentation import (
 )
 from lsx.app import cache, state
 from lsx.data.images import decode_image, normalize_mode, to_array
+from lsx.data.uploads import type_error
 from lsx.errors import LsxError
 from lsx.viz.atoms import segmentation_overlay
 
 MAX_SIDE = 1024  # uploads are shrunk to this longest side before tiling
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp"]
 
 
 @st.cache_data(max_entries=8, show_spinner="Segmenting: encoding tiles and clustering ...")
@@ -61,14 +61,18 @@ def decode_upload(name: str, data: bytes) -> tuple[np.ndarray, list[str]]:
 def image_choices() -> dict[str, tuple[np.ndarray | None, list[str]]]:
     """Built-in photos and the uploads that decoded, each with its conversion notes; every
     upload that does not decode gets its own error message."""
-    files = st.file_uploader(
-        "Or upload images (PNG, JPEG, WebP)",
-        type=UPLOAD_TYPES,
+    files = st.file_uploader(  # every type reaches Python, which says why it refuses one
+        "Or upload images (PNG, JPEG, WebP, BMP)",
+        type=None,
         accept_multiple_files=True,
         key=state.AT_UPLOADS,
     )
     choices: dict[str, tuple[np.ndarray | None, list[str]]] = {p: (None, []) for p in PHOTOS}
     for f in files or []:
+        refused = type_error(f.name, "the Atoms page")
+        if refused:  # Streamlit's own type filter would only show an icon with a hover tooltip
+            st.error(refused)
+            continue
         data = f.getvalue()
         try:
             choices[f"upload:{f.name}:{hashlib.sha256(data).hexdigest()[:12]}"] = decode_upload(

@@ -142,13 +142,15 @@ def prepare_upload(
     )
 
 
-def type_error(name: str) -> str | None:
-    """Why a file name's type is not one the Lookup page reads, or None if it is.
+def type_error(name: str, where: str = "the Lookup page") -> str | None:
+    """Why a file name's type is not one ``where`` reads, or None if it is.
 
     Parameters
     ----------
     name : str
         The uploaded file's name (untrusted: a NUL or a second extension does not help).
+    where : str
+        The page named in the message.
 
     Returns
     -------
@@ -168,7 +170,7 @@ def type_error(name: str) -> str | None:
     else:
         what = f"has the type {_TYPE_NAMES.get(ext, ext.upper())} (.{ext})"
     return (
-        f"{shown} {what}; the Lookup page reads PNG, JPEG, WebP and BMP images ({supported}). "
+        f"{shown} {what}; {where} reads PNG, JPEG, WebP and BMP images ({supported}). "
         "Convert it to PNG and upload it again."
     )
 

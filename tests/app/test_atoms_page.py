@@ -134,11 +134,17 @@ def test_uploads_get_per_file_messages_and_conversions(monkeypatch, root):
     at = page(monkeypatch, root, "tiny-scvae")
     rgb = np.random.default_rng(0).integers(0, 255, size=(40, 60, 3), dtype=np.uint8)
     at.file_uploader(key=state.AT_UPLOADS).set_value(
-        [("broken.png", b"definitely not a png", "image/png"), ("photo.png", png(rgb), "image/png")]
+        [
+            ("broken.png", b"definitely not a png", "image/png"),
+            ("photo.png", png(rgb), "image/png"),
+            ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml"),
+        ]
     )
     at.run(timeout=60)
     assert not at.exception
+    assert list(at.file_uploader(key=state.AT_UPLOADS).proto.type) == []  # reasons are shown
     assert "broken.png is not an image lsx can read" in texts(at.error)
+    assert "drawing.svg has the type SVG (.svg); the Atoms page reads PNG" in texts(at.error)
     box = at.selectbox(key=state.AT_PHOTO)
     uploads = [c for c in box.options if "upload" in c]  # labels, e.g. "upload: photo.png"
     assert uploads == ["upload: photo.png"]  # the broken file is not offered
