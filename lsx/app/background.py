@@ -4,9 +4,11 @@
   one thread per server process, so fits never compete for the cores and numba's JIT is paid
   once per process. Every fit gets a :class:`FitProgress` record (stage, epochs, ETA from the
   measured speed) that a page's polling fragment reads. The worker starts with a UMAP warm-up
-  fit on the same code path as a real 5,000-point fit, after a short delay that leaves the first
-  page views the cores; a real fit requested before it starts skips it, one requested during
-  it queues behind it (``$LSX_UMAP_WARMUP=0`` turns it off).
+  fit on the same code path as a real 5,000-point fit, once the server is quiet: at least
+  ``WARMUP_DELAY_S`` after the first page view and after ``WARMUP_IDLE_S`` with no page script
+  running (numba's compilation holds the GIL, so it would stall a page view that is still
+  running on a loaded machine); a real fit requested before it starts skips it, one requested
+  during it queues behind it (``$LSX_UMAP_WARMUP=0`` turns it off).
 - :class:`Results`: small results computed in the background (the Atoms page's statistics over
   the whole split, the Consistency page's NLL) and kept in memory; the page shows a partial
   result meanwhile.
@@ -34,6 +36,9 @@ from lsx.analysis.projection import reporting_progress, warm_up_umap
 WARMUP_ENV = "LSX_UMAP_WARMUP"  # "0": no warm-up fit at server start (the test suite sets it)
 NICE = 5  # background threads yield the cores to page requests
 WARMUP_DELAY_S = 12.0  # the warm-up waits this long, so first page views get the cores first
+WARMUP_IDLE_S = 3.0  # ... and then until no page script has run for this long
+IDLE_CHECK_S = 0.25
+SCRIPT_THREAD = "ScriptRunner"  # Streamlit runs each page script in "ScriptRunner.scriptThread"
 ICON = ":material/hourglass_top:"  # Streamlit ships this font; an emoji needs a system font
 
 
@@ -94,10 +99,20 @@ class FitProgress:
             return ProgressView(self.stage, self.done, self.total, elapsed, eta)
 
 
-class Jobs:
-    """The projection worker: one thread, one job per key, a progress record per job."""
+def pages_running() -> bool:
+    """Whether a page script (or a fragment) runs now in this server process."""
+    return any(t.name.startswith(SCRIPT_THREAD) for t in threading.enumerate())
 
-    def __init__(self, warmup: bool = False) -> None:
+
+class Jobs:
+    """The projection worker: one thread, one job per key, a progress record per job.
+
+    ``busy`` says whether page requests are being served (default :func:`pages_running`): the
+    warm-up waits until it has been false for ``WARMUP_IDLE_S``.
+    """
+
+    def __init__(self, warmup: bool = False, busy: Callable[[], bool] = pages_running) -> None:
+        self.busy = busy
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="lsx-projection", initializer=_lower_priority
@@ -110,11 +125,18 @@ class Jobs:
         self.warmup: Future | None = self.pool.submit(self._warm_up) if warmup else None
 
     def _warm_up(self) -> float:
-        """Wait ``WARMUP_DELAY_S`` (numba's compilation holds the GIL, so it would slow the first
-        page views), then warm up; skipped when a real fit is requested first (it pays the JIT
-        itself, and would only wait behind a warm-up)."""
+        """Wait ``WARMUP_DELAY_S``, then until no page has run for ``WARMUP_IDLE_S`` (numba's
+        compilation holds the GIL, so it would stall a page view), then warm up; skipped when a
+        real fit is requested first (it pays the JIT itself, and would only wait behind a
+        warm-up)."""
         if self.wake.wait(WARMUP_DELAY_S):
             return 0.0
+        idle_since = time.perf_counter()
+        while time.perf_counter() - idle_since < WARMUP_IDLE_S:
+            if self.busy():
+                idle_since = time.perf_counter()
+            if self.wake.wait(IDLE_CHECK_S):
+                return 0.0
         start = time.perf_counter()
         warm_up_umap()
         return time.perf_counter() - start
@@ -272,12 +294,14 @@ def wait_notice(
                 st.error(f"{label} failed: {failed[0]}. Change the settings to try again.")
                 return
             st.rerun(scope="app")
-        views = [progress(job) for job in jobs if not job.done()] if progress else []
-        view = views[0] if views else None
+        pending = [job for job in jobs if not job.done()]
+        view = progress(pending[0]) if progress and pending else None  # one worker: in order
         if progress is None:
             line = f"Computing {label} · {_duration(time.perf_counter() - started)} so far"
         else:
             line = describe(view, label)
+        if progress is not None and len(jobs) > 1:  # fits run one after the other
+            line = f"Fit {len(jobs) - len(pending) + 1} of {len(jobs)} · {line}"
         st.info(f"{intro}\n\n{line}", icon=ICON)
         if view is not None and view.total:
             st.progress(float(np.clip(view.fraction, 0.0, 1.0)))

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from lsx.analysis import PROJECTIONS, compare_metrics
-from lsx.app import state, widgets
+from lsx.app import background, cache, state, widgets
 from lsx.app.compare_frame import CompareFrame, DataChoice, gallery
 from lsx.checkpoint import RunInfo
 from lsx.data import DATASETS
@@ -228,19 +228,16 @@ def numbers(frame: CompareFrame) -> None:
 
 
 def wait_for_projections(jobs: dict[str, Future], method: str, n_points: int) -> None:
-    """Say which maps are being fitted in the background; rerun the page when all are done."""
-    numba = (
-        " (the first UMAP fit in a server process also compiles numba, about 15-45 s on 2 cores)"
-        if method == "umap"
-        else ""
-    )
-    st.info(
+    """Say which maps are being fitted in the background, with the worker's real progress
+    (stage, epochs, an estimate from the measured speed); rerun the page when all are done."""
+    background.wait_notice(
+        list(jobs.values()),
         f"{method.upper()} is being fitted for {' and '.join(jobs)} in the background; showing "
-        f"PCA until then. {n_points:,} points per checkpoint{numba}; afterwards it is read from "
-        "the disk cache. The maps switch by themselves; the numbers do not depend on the map.",
-        icon=":material/hourglass_top:",
+        f"PCA until then. {n_points:,} points per checkpoint; afterwards it is read from the disk "
+        "cache. The maps switch by themselves; the numbers do not depend on the map.",
+        label=method.upper(),
+        progress=cache.projection_jobs().view,
     )
-    widgets.poll_jobs(list(jobs.values()), method)
 
 
 def manifests(frame: CompareFrame, names: tuple[str, str]) -> None:

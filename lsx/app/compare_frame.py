@@ -119,7 +119,10 @@ def projection_job(
         z = z_all[_sample_ids(spec, image_size, cap)]
         return cached_projection(z=z, **request, compute=False)[2]
 
-    return cache.projection_jobs().job(key, cached, lambda: _fit_in_background(request, z))
+    n_points = len(_sample_ids(spec, image_size, cap))  # for the estimate from earlier fits
+    return cache.projection_jobs().job(
+        key, cached, lambda: _fit_in_background(request, z), method=method, n_points=n_points
+    )
 
 
 def pending(

@@ -20,7 +20,6 @@ from lsx.app.dataset_map import MapFrame
 from lsx.app.widgets import selected_ids
 from lsx.data import Dataset
 from lsx.errors import LsxError
-from lsx.export import export_table, table_bytes
 from lsx.tags import (
     delete_tag,
     read_tags,
@@ -148,6 +147,8 @@ def _export_bytes(
     run_dir: str, sha: str, data_hash: str, method: str, n_comp: int, seed: int,
     ids: tuple[int, ...], stamp: int,
 ) -> dict[str, bytes]:  # fmt: skip
+    from lsx.export import export_table, table_bytes  # pandas: not on the map's first request
+
     ds, _ = cache.run_dataset(run_dir)
     coords, _ = cache.projection(run_dir, sha, data_hash, method, n_comp, seed)
     parts = [cache.embedding(run_dir, sha, data_hash, s) for s in cache.SPLITS]

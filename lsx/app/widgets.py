@@ -342,26 +342,6 @@ def wait_for_projection(job: Future, method: str, n_points: int) -> None:
     )
 
 
-def poll_jobs(jobs: Sequence[Future], method: str) -> None:
-    """Rerun the whole page once every background fit in ``jobs`` is done (polled every 2 s).
-
-    A fragment polls, so this browser session stays responsive meanwhile; a failed fit is shown
-    as an error instead (the next rerun of the page starts it again).
-    """
-
-    @st.fragment(run_every="2s")
-    def _poll() -> None:
-        if not all(job.done() for job in jobs):
-            return
-        failed = [job.exception() for job in jobs if job.exception() is not None]
-        if failed:
-            st.error(f"{method.upper()} failed: {failed[0]}. Pick another method or seed.")
-            return
-        st.rerun(scope="app")
-
-    _poll()
-
-
 def registry_list(which: str) -> str:
     """The registered model kinds (``"kinds"``) or built-in datasets (``"datasets"``), as code."""
     from lsx.data import DATASETS

@@ -22,7 +22,8 @@ def test_a_fit_requested_during_the_warm_up_queues_behind_it(monkeypatch):
 
     monkeypatch.setattr(background, "warm_up_umap", fake_warm_up)
     monkeypatch.setattr(background, "WARMUP_DELAY_S", 0.0)
-    jobs = Jobs(warmup=True)
+    monkeypatch.setattr(background, "WARMUP_IDLE_S", 0.0)
+    jobs = Jobs(warmup=True, busy=lambda: False)
     time.sleep(0.2)  # the warm-up has started
     job = jobs.job(("k",), lambda: False, lambda: order.append("fit"), method="umap", n_points=10)
     assert job is not None
@@ -44,6 +45,44 @@ def test_a_real_fit_before_the_warm_up_starts_skips_it(monkeypatch):
     job = jobs.job(("k",), lambda: False, lambda: "fitted", method="umap", n_points=10)
     assert job.result(timeout=5) == "fitted"  # did not wait the 30 s
     assert jobs.warmup.result(timeout=5) == 0.0
+
+
+def test_the_warm_up_waits_until_no_page_has_run_for_a_while(monkeypatch):
+    started, busy = threading.Event(), threading.Event()
+    busy.set()  # a page view still running when the delay is over (a loaded machine)
+    monkeypatch.setattr(background, "warm_up_umap", started.set)
+    monkeypatch.setattr(background, "WARMUP_DELAY_S", 0.0)
+    monkeypatch.setattr(background, "WARMUP_IDLE_S", 0.3)
+    monkeypatch.setattr(background, "IDLE_CHECK_S", 0.02)
+    jobs = Jobs(warmup=True, busy=busy.is_set)
+    assert not started.wait(0.6)  # numba would hold the GIL during that page view
+    busy.clear()
+    assert started.wait(5)  # quiet for WARMUP_IDLE_S: now it runs
+    assert jobs.warmup.result(timeout=5) >= 0.0
+
+
+def test_a_real_fit_while_the_warm_up_waits_for_quiet_skips_it(monkeypatch):
+    monkeypatch.setattr(background, "warm_up_umap", lambda: pytest.fail("warm-up ran"))
+    monkeypatch.setattr(background, "WARMUP_DELAY_S", 0.0)
+    monkeypatch.setattr(background, "IDLE_CHECK_S", 0.02)
+    jobs = Jobs(warmup=True, busy=lambda: True)  # pages never quiet
+    time.sleep(0.1)
+    job = jobs.job(("k",), lambda: False, lambda: "fitted", method="umap", n_points=10)
+    assert job.result(timeout=5) == "fitted"
+    assert jobs.warmup.result(timeout=5) == 0.0
+
+
+def test_pages_running_sees_streamlit_script_threads():
+    assert not background.pages_running()
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, name="ScriptRunner.scriptThread")
+    thread.start()
+    try:
+        assert background.pages_running()
+    finally:
+        release.set()
+        thread.join()
+    assert not background.pages_running()
 
 
 def test_no_warm_up_when_disabled(monkeypatch):

@@ -288,6 +288,9 @@ def test_umap_is_fitted_in_the_background_and_the_maps_switch_by_themselves(monk
     assert not at.exception
     # the request does not fit: it answers with the PCA comparison and says UMAP is on its way
     assert "UMAP is being fitted for A and B in the background; showing PCA" in at.info[0].value
+    # the worker's real progress (one fit after the other), not a constant guess
+    assert "Fit 1 of 2 · " in at.info[0].value
+    assert "15-45" not in at.info[0].value
     assert any(c.value.startswith("PCA of each latent space") for c in at.caption)
     assert at.json[0].value.count('"method": "pca"') == 2
     assert "of **1,797** samples" in at.markdown[0].value
