@@ -140,3 +140,45 @@ def test_experiment_settings_default_to_the_issue():
     assert args.data == "mnist5k"
     assert args.seeds == [0, 1, 2]
     assert Path(args.out).name == "consistency"
+
+
+def test_experiment_retrains_when_beta_k_or_the_data_change(tmp_path):
+    # issue 15: the run names omit beta and k, and reuse used to compare training settings only
+    from lsx.checkpoint import read_header
+    from lsx.config import TrainConfig as TC
+    from lsx.data import load_dataset
+    from lsx.experiments.common import reusable
+
+    base = ["consistency-experiment", "--data", "digits", "--seeds", "0", "--epochs", "1",
+            "--consistency", "1", "--hidden-dim", "16", "--nll-samples", "2",
+            "--eval-points", "40", "--out", str(tmp_path)]  # fmt: skip
+    assert main(base) == 0
+    assert main([*base, "--beta", "2", "--k", "2"]) == 0
+    runs = {(r["variant"], r["consistency"]): r for r in read_results(tmp_path)}
+    assert runs[("vae", 0.0)]["reused"]  # unchanged: reused
+    for key in [("beta-vae (beta=2)", 0.0), ("beta-vae (beta=2)", 1.0), ("iwae (k=2)", 0.0)]:
+        assert not runs[key]["reused"], key  # retrained, not the beta=4 / k=5 numbers
+    run_dir = Path(runs[("beta-vae (beta=2)", 0.0)]["run"])
+    assert read_header(run_dir)["config"]["beta"] == 2.0
+    assert read_header(Path(runs[("iwae (k=2)", 0.0)]["run"]))["config"]["k"] == 2
+    # the same folder with data of another content hash is not reusable
+    model_dir = Path(runs[("vae", 0.0)]["run"])
+    header = read_header(model_dir)
+    ds = load_dataset("digits")
+    from lsx.models import config_from_json_dict
+
+    config = config_from_json_dict(header["config"])
+    train = TC(**header["train"])
+    assert reusable(model_dir, config, train, ds.content_hash)
+    assert not reusable(model_dir, config, train, "0123456789abcdef")
+
+
+def read_results(folder: Path) -> list[dict]:
+    return json.loads((folder / "results.json").read_text())["runs"]
+
+
+def test_one_seed_prints_n_equals_1_not_a_zero_std():
+    rows = [{"variant": "vae", "consistency": 0.0, "AU": 4, "accuracy": 0.8, "MI (nats)": None}]
+    line = format_table(rows).splitlines()[2]
+    assert "± 0.00" not in line
+    assert "| 4.0 (n = 1) | – | – | 0.800 (n = 1) |" in line

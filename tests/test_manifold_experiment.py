@@ -58,3 +58,10 @@ def test_stable_levels_count():
         {"modal_triple": "(2, 3, 3)", "modal_share": 1.0},
     ]
     assert stable_levels(rows) == 2
+
+
+def test_one_seed_cells_say_n_equals_1():
+    from lsx.experiments.manifold import _pm
+
+    assert _pm([0.5]) == "0.50 (n = 1)"
+    assert _pm([1.0, 3.0]) == "2.00 ± 1.41"

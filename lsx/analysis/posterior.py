@@ -90,12 +90,22 @@ def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 def mutual_information(
     mu: np.ndarray, logvar: np.ndarray, *, seed: int = 0, chunk: int = 256
 ) -> float:
-    """I_q(x; z) = E_x E_q[log q(z|x)] - E_x E_q[log q(z)], in nats.
+    """I_q(x; z) = E_x KL(q(z|x) || q(z)), in nats, always in [0, log N].
 
-    The aggregate posterior is the mixture of the given posteriors,
-    log q(z) = logsumexp_m log q(z|x_m) - log N, evaluated at one sample z_n ~ q(z|x_n) per
-    point (``eps = torch.randn((n, d), generator=Generator().manual_seed(seed), float64)``); the
-    first term is in closed form. The estimate is at most log N.
+    q(z) is the aggregate posterior over the N given points, the mixture
+    q(z) = (1/N) sum_m q(z|x_m), *including* the point itself. Each KL is estimated at one
+    sample z_n ~ q(z|x_n) (``eps = torch.randn((n, d), generator=Generator().manual_seed(seed),
+    float64)``) by the log-ratio r_n = log q(z_n|x_n) - log q(z_n), with both densities taken
+    from the same (N x N) matrix of log q(z_i|x_j), so the own density is one term of the
+    mixture.
+
+    Bounds. Upper: q(z_n) >= q(z_n|x_n) / N (one term of a sum of non-negative terms), so
+    r_n <= log N for every sample, and so is their mean; the exact I obeys the same bound
+    because KL(q_n || q) = E_{q_n}[r] with r <= log N everywhere. Lower: every KL is >= 0, so
+    I >= 0; a one-sample estimate can fall below 0 by noise (when the posteriors overlap
+    almost completely), and the stated rule is to report max(0, estimate). When every
+    posterior is the same (the encoder ignores x), r_n = 0 (up to rounding) for every n. The
+    result is clipped to [0, log N] (the upper clip only absorbs float rounding).
 
     Parameters
     ----------
@@ -113,18 +123,19 @@ def mutual_information(
     m, lv = torch.from_numpy(mu_np), torch.from_numpy(lv_np)
     eps = torch.randn((n, d), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     z = m + (0.5 * lv).exp() * eps
-    neg_entropy = (-0.5 * d * LOG_2PI - 0.5 * (1.0 + lv).sum(1)).mean()
     inv_var = (-lv).exp()  # (N, d)
     # log q(z_i|x_j) = -0.5 sum_d (z_id - mu_jd)^2 / var_jd + const_j, expanded into matrix
     # products: sum_d z_id^2 / var_jd - 2 z_id mu_jd / var_jd + mu_jd^2 / var_jd
     const = -0.5 * (d * LOG_2PI + lv.sum(1) + (m.pow(2) * inv_var).sum(1))  # (N,)
-    log_qz = torch.empty(n, dtype=torch.float64)
+    ratio = torch.empty(n, dtype=torch.float64)
     for start in range(0, n, chunk):
         zc = z[start : start + chunk]  # (c, d)
         quad = zc.pow(2) @ inv_var.T - 2.0 * zc @ (m * inv_var).T  # (c, N)
         log_dens = -0.5 * quad + const[None]  # log q(z_i|x_j)
-        log_qz[start : start + chunk] = torch.logsumexp(log_dens, 1) - math.log(n)
-    return float(neg_entropy - log_qz.mean())
+        rows = torch.arange(len(zc))
+        own = log_dens[rows, start + rows]  # log q(z_i|x_i), a term of the mixture below
+        ratio[start : start + chunk] = own - (torch.logsumexp(log_dens, 1) - math.log(n))
+    return float(min(max(float(ratio.mean()), 0.0), math.log(n)))
 
 
 def importance_nll(

@@ -8,8 +8,10 @@ learning rate, architecture) for every run, then evaluates every run on the test
 accuracy and consistency as mean ± std over seeds.
 
 The paper claims the term always improves representation quality (MI, AU, accuracy) and NLL
-(papers.md 3.7); this command reports what we measure either way. Finished runs are reused, so
-an interrupted experiment continues where it stopped.
+(papers.md 3.7); this command reports what we measure either way. A finished run is reused only
+when its training settings, full model config and data hash all match
+(:func:`lsx.experiments.common.reusable`), so an interrupted experiment continues where it
+stopped and a changed beta, k, network or dataset is trained again.
 
 Outputs in ``--out``: ``runs/<variant>-s<seed>/`` (ordinary lsx run folders), ``results.json``
 (every run's numbers, settings and timings) and ``table.md``.
@@ -18,14 +20,10 @@ Outputs in ``--out``: ``runs/<variant>-s<seed>/`` (ordinary lsx run folders), ``
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 HELP = "train vae, beta-VAE and iwae with and without consistency; write a metrics table"
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "checkpoints" / ".experiments" / "consistency"
@@ -81,16 +79,12 @@ def variants(
 
 def _train_one(
     args: argparse.Namespace, ds: Any, stem: str, kind: str, fields: dict, lam: float, seed: int
-) -> tuple[Any, Path, float]:
-    """Train one run (or reuse it when finished with the same settings)."""
-    import shutil
-
-    import torch
-
-    from lsx.checkpoint import load_checkpoint, read_header, read_status
+) -> tuple[Any, Path, float, bool]:
+    """Train one run, or reuse it when finished with the same training settings, full model
+    config (beta, k, network ...) and data hash (then the seconds are 0.0 and reused True)."""
     from lsx.config import TrainConfig
-    from lsx.models import build_model, make_config
-    from lsx.train import Trainer, data_info
+    from lsx.experiments.common import train_or_reuse
+    from lsx.models import make_config
 
     run_dir = args.out / "runs" / f"{stem}-s{seed}"
     train = TrainConfig(
@@ -110,17 +104,8 @@ def _train_one(
         arch=args.arch,
         **fields,
     )
-    done = read_status(run_dir).get("state") == "completed" if run_dir.is_dir() else False
-    if done and read_header(run_dir).get("train") == asdict(train):
-        model, _ = load_checkpoint(run_dir)
-        return model, run_dir, 0.0
-    if run_dir.exists():  # a different or unfinished run: start it again
-        shutil.rmtree(run_dir)
-    torch.manual_seed(seed)
-    start = time.perf_counter()
-    trainer = Trainer(build_model(config), ds, train, run_dir, data=data_info(ds))
-    trainer.fit()
-    return trainer.model.eval(), run_dir, time.perf_counter() - start
+    model, seconds, reused = train_or_reuse(run_dir, config, train, ds)
+    return model, run_dir, 0.0 if reused else seconds, reused
 
 
 def run_experiment(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
@@ -146,7 +131,7 @@ def run_experiment(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]
     rows = []
     for name, stem, kind, fields, lam in variants(args.beta, args.k, args.consistency):
         for seed in args.seeds:
-            model, run_dir, train_s = _train_one(args, ds, stem, kind, fields, lam, seed)
+            model, run_dir, train_s, reused = _train_one(args, ds, stem, kind, fields, lam, seed)
             t0 = time.perf_counter()
             report = posterior_report(
                 model, x_eval, y_eval, x_train=ds.x_train, y_train=ds.y_train,
@@ -159,6 +144,7 @@ def run_experiment(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]
                 "seed": seed,
                 "run": str(run_dir),
                 "train_s": round(train_s, 1),
+                "reused": reused,
                 "eval_s": round(time.perf_counter() - t0, 1),
                 **report.row(),
             }
@@ -172,15 +158,11 @@ def run_experiment(args: argparse.Namespace) -> tuple[list[dict[str, Any]], int]
     return rows, n_eval
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    a = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if not len(a):
-        return math.nan, math.nan
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
-
-
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """One markdown row per (variant, consistency): mean ± std over seeds of each column."""
+    """One markdown row per (variant, consistency): mean ± std over seeds of each column
+    ("n = 1" instead of a standard deviation when there is one seed)."""
+    from lsx.experiments.common import pm
+
     header = ["model", "CR lambda", "seeds", *[title for _, title, _ in COLUMNS]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
@@ -189,8 +171,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for (variant, lam), group in groups.items():
         cells = [variant, f"{lam:g}" if lam else "– (plain)", str(len(group))]
         for key, _, fmt in COLUMNS:
-            mean, std = _mean_std([r.get(key) for r in group])
-            cells.append("–" if math.isnan(mean) else f"{fmt.format(mean)} ± {fmt.format(std)}")
+            cells.append(pm([r.get(key) for r in group], fmt))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +72,11 @@ def _rtol(text: str) -> float | None:
 
 
 def _train_one(args: argparse.Namespace, ds: Any, kind: str, seed: int) -> tuple[Any, Path, float]:
-    """Train one run, or reuse it when finished with the same settings (then the seconds are
-    its recorded training time, negated)."""
-    import shutil
-
-    import torch
-
-    from lsx.checkpoint import METRICS_NAME, load_checkpoint, read_header, read_status
-    from lsx.config import TrainConfig, config_to_dict
-    from lsx.files import read_jsonl
-    from lsx.models import build_model, make_config
-    from lsx.train import Trainer, data_info
+    """Train one run, or reuse it when finished with the same training settings, full model
+    config and data hash (then the seconds are its recorded training time, negated)."""
+    from lsx.config import TrainConfig
+    from lsx.experiments.common import train_or_reuse
+    from lsx.models import make_config
 
     run_dir = args.out / "runs" / f"{kind}-s{seed}"
     train = TrainConfig(
@@ -94,23 +87,8 @@ def _train_one(args: argparse.Namespace, ds: Any, kind: str, seed: int) -> tuple
         kind, input_shape=ds.input_shape, latent_dim=args.latent_dim,
         hidden_dim=args.hidden_dim, arch="conv", spatial=True,
     )  # fmt: skip
-    done = read_status(run_dir).get("state") == "completed" if run_dir.is_dir() else False
-    if done:
-        header = read_header(run_dir)
-        same = header.get("train") == asdict(train) and header.get("data", {}).get("hash") == (
-            ds.content_hash
-        )
-        if same and header.get("config") == config_to_dict(config):
-            model, _ = load_checkpoint(run_dir)
-            recorded = sum(r.get("seconds", 0.0) for r in read_jsonl(run_dir / METRICS_NAME))
-            return model.requires_grad_(False), run_dir, -recorded  # < 0: reused
-    if run_dir.exists():  # a different or unfinished run: start it again
-        shutil.rmtree(run_dir)
-    torch.manual_seed(seed)
-    start = time.perf_counter()
-    trainer = Trainer(build_model(config), ds, train, run_dir, data=data_info(ds))
-    trainer.fit()
-    return trainer.model.eval().requires_grad_(False), run_dir, time.perf_counter() - start
+    model, seconds, reused = train_or_reuse(run_dir, config, train, ds)
+    return model, run_dir, -seconds if reused else seconds  # < 0: reused
 
 
 def _paths(model: Any, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
@@ -207,10 +185,9 @@ def run_experiment(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _pm(values: list[float], fmt: str = "{:.2f}") -> str:
-    a = np.asarray(values, dtype=np.float64)
-    if len(a) == 1:
-        return fmt.format(a[0])
-    return f"{fmt.format(a.mean())} ± {fmt.format(a.std(ddof=1))}"
+    from lsx.experiments.common import pm
+
+    return pm(values, fmt)
 
 
 def _table(header: list[str], lines: list[list[str]]) -> str:
