@@ -29,75 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from lsx.analysis.atoms import atom_stats, code_stats  # noqa: E402
-from lsx.analysis.quality import reconstruction_quality  # noqa: E402
 from lsx.analysis.segmentation import load_photo, segment_image  # noqa: E402
 from lsx.checkpoint import load_checkpoint  # noqa: E402
-from lsx.config import TrainConfig  # noqa: E402
-from lsx.data import load_dataset  # noqa: E402
-from lsx.demos import DEMOS  # noqa: E402
-from lsx.models import build_model, make_config  # noqa: E402
+from lsx.experiments.claim_atoms import KINDS, aggregate, quality_row  # noqa: E402
+from lsx.models import make_config  # noqa: E402
 from lsx.models.scvae import LearnedISTA  # noqa: E402
-from lsx.train import Trainer  # noqa: E402
-
-KINDS = ("scvae", "vqvae", "vae", "ae")
-SHARED = ("latent_dim", "hidden_dim", "spatial", "arch")  # what ae/vae take from the demo
-
-
-def demo_settings(kind: str, data: str) -> tuple[dict, dict]:
-    """Model and train fields of the shipped demo (ae/vae: the scvae demo's shared fields)."""
-    for _, k, d, model, train in DEMOS:
-        if d == data and k == ("scvae" if kind in ("vae", "ae") else kind):
-            if kind in ("vae", "ae"):
-                model = {f: v for f, v in model.items() if f in SHARED}
-            return model, train
-    raise SystemExit(f"no scvae/vqvae demo entry for {data!r} in lsx.demos")
-
-
-def quality_row(kind: str, data: str, seed: int, epochs: int | None) -> dict:
-    ds = load_dataset(data)
-    model_fields, train_fields = demo_settings(kind, data)
-    train_fields = {**train_fields, "seed": seed, "device": "cpu", "threads": 1}
-    if epochs is not None:
-        train_fields["epochs"] = epochs
-    torch.manual_seed(seed)
-    model = build_model(make_config(kind, input_shape=ds.input_shape, **model_fields))
-    t0 = time.perf_counter()
-    Trainer(model, ds, TrainConfig(**train_fields)).fit()
-    train_s = time.perf_counter() - t0
-    model.eval()
-    q = reconstruction_quality(model, ds.x_test).summary()
-    row = {"data": data, "kind": kind, "seed": seed, "epochs": train_fields["epochs"], **q}
-    row["latent_numel"] = int(np.prod(model.latent_shape))
-    row["train_s"] = round(train_s, 1)
-    x_all = np.concatenate([ds.x_train, ds.x_test])
-    if kind == "scvae":
-        s = atom_stats(model, x_all)
-        row.update(share_used=s.share_used, dead=len(s.dead), perplexity=s.perplexity,
-                   l0=float(s.l0.mean()), zero_fraction=s.zero_fraction, hoyer=s.hoyer)  # fmt: skip
-    elif kind == "vqvae":
-        s = code_stats(model, x_all)
-        row.update(share_used=s.share_used, dead=len(s.dead), perplexity=s.perplexity)
-    return row
-
-
-def aggregate(rows: list[dict]) -> list[dict]:
-    out = []
-    for key in sorted(
-        {(r["data"], r["kind"]) for r in rows}, key=lambda k: (k[0], KINDS.index(k[1]))
-    ):
-        group = [r for r in rows if (r["data"], r["kind"]) == key]
-        agg = {"data": key[0], "kind": key[1], "n_seeds": len(group)}
-        for metric in ("mse", "psnr", "ssim", "share_used", "dead", "perplexity", "l0"):
-            values = [r[metric] for r in group if metric in r]
-            if values:
-                agg[metric] = round(statistics.mean(values), 5)
-                agg[f"{metric}_std"] = round(statistics.stdev(values), 5) if len(values) > 1 else 0
-        out.append(agg)
-    return out
 
 
 def time_it(fn, repeats: int) -> float:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "eval": "lsx.commands.eval",
     "manifold-experiment": "lsx.experiments.manifold",
     "search": "lsx.search",
+    "reproduce": "lsx.commands.reproduce",
     "synth-npy": "lsx.commands.synth",
     "runs": "lsx.commands.runs",
     "export": "lsx.commands.export",
