@@ -104,3 +104,26 @@ def pm(values: list[float | None], fmt: str = "{:.2f}") -> str:
     if std is None:
         return f"{fmt.format(mean)} (n = 1)"
     return f"{fmt.format(mean)} ± {fmt.format(std)}"
+
+
+RULE = (
+    "A wins against B when its mean exceeds B's by more than the sum of their sample standard "
+    "deviations over seeds (for a lower-is-better metric: falls below it by more than that sum), "
+    "loses in the mirror case, and ties otherwise. With one seed there is no standard deviation "
+    "and no verdict ('n = 1')."
+)
+
+
+def compare(a: list[float], b: list[float], *, higher_is_better: bool = True) -> str:
+    """``"wins"``, ``"ties"`` or ``"loses"`` for ``a`` against ``b`` by :data:`RULE`;
+    ``"n = 1"`` when either side has fewer than two values."""
+    ma, sa, na = mean_std(list(a))
+    mb, sb, nb = mean_std(list(b))
+    if na < 2 or nb < 2 or sa is None or sb is None:
+        return "n = 1"
+    diff = (ma - mb) if higher_is_better else (mb - ma)
+    if diff > sa + sb:
+        return "wins"
+    if -diff > sa + sb:
+        return "loses"
+    return "ties"
