@@ -5,7 +5,7 @@
     python bench/projection.py --sizes 2000 10000 --dim 32
 
 UMAP is timed twice per size in one process: the first fit pays numba's JIT (the exact-kNN path
-below 4,096 points, NNDescent from 4,096 on, field-notes.md A.3), the second does not. Every fit
+below 4,096 points, NNDescent from 4,096 on), the second does not. Every fit
 is seeded (lsx's default, reproducible, single-threaded UMAP). The cache rows time
 ``lsx.cache.cached_projection`` on a miss (UMAP fit + write) and on a hit (read + verify).
 """

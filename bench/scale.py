@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     z, _ = make_blobs(5000, n_features=16, centers=10, random_state=0)
     _, result["umap_jit_warmup_s"] = timed(
         umap.UMAP(random_state=0, n_jobs=1).fit_transform, z.astype(np.float32)
-    )  # both kNN paths of umap-learn compile once per process (field-notes.md A.3)
+    )  # both kNN paths of umap-learn compile once per process
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         run_dir = make_run(root)

@@ -66,7 +66,7 @@ def default_cache_dir(run_dir: Path) -> Path:
 @functools.lru_cache(maxsize=1)
 def _installed_versions() -> tuple[tuple[str, str], ...]:
     out = [("lsx", __version__)]
-    for name in LIBRARIES:  # importlib.metadata: never imports umap (field-notes.md A.3)
+    for name in LIBRARIES:  # importlib.metadata: never imports umap
         try:
             out.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:

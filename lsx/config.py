@@ -344,7 +344,7 @@ class TrainConfig:
     max_bad_steps: int = option(
         3, "consecutive non-finite steps before rolling back to the last good state", low=1
     )
-    # consistency regularisation (papers.md 3.2; lsx.losses.objective); 0 = off
+    # consistency regularisation (docs/methods.md; lsx.losses.objective); 0 = off
     consistency: float = option(
         0.0, "lambda of KL(q(z|t(x)) || q(z|x)) (official code default 1e-3)", low=0.0
     )

@@ -51,7 +51,7 @@ DEMOS += [
 ]
 
 # scvae and its vqvae baseline (issue 4): matched latent grid (H/4 x W/4, 16 channels) and
-# dictionary size K = 64, gradient clipping 1.0 as in the SC-VAE fork (papers.md 2.5).
+# dictionary size K = 64, gradient clipping 1.0 as in the SC-VAE fork (docs/methods.md).
 DEMOS += [
     (f"demo-{kind}-{data}", kind, data, {**shared, **model}, train)
     for data, train in (
@@ -62,7 +62,7 @@ DEMOS += [
     for kind, model in (("scvae", {"n_atoms": 64, "lam": 0.5}), ("vqvae", {"n_codes": 64}))
 ]
 
-# consistency (issue 5): vae + the consistency term (papers.md 3.2; lambda 1, the 'simple' affine
+# consistency (issue 5): vae + the consistency term (docs/methods.md; lambda 1, the 'simple' affine
 # set), with the seed, architecture and budget of demo-vae-digits / demo-vae-mnist5k, so the
 # Consistency page can compare "VAE vs CR-VAE" on either dataset.
 CONSISTENCY_DEMO = {"consistency": 1.0, "transforms": "simple"}

@@ -1,7 +1,7 @@
 """Shared pure loss terms and the training objective with the optional consistency term.
 
-Consistency regularisation (CR-VAE; Sinha & Dieng, NeurIPS 2021; papers.md section 3.2,
-implemented from the equations, not from the official code, whose bugs are listed in 3.8):
+Consistency regularisation (CR-VAE; Sinha & Dieng, NeurIPS 2021; docs/methods.md),
+implemented from the equations, not from the official code (which has known bugs):
 
     loss = -ELBO(x) - ELBO(t(x)) + lambda * KL( q(z|t(x)) || q(z|x) )
 
@@ -53,7 +53,7 @@ def diag_gaussian_kl(
     Returns
     -------
     Tensor of shape (batch,)
-        Summed over every latent element (papers.md 3.2:
+        Summed over every latent element (docs/methods.md:
         sum_d log(s_q/s_p) + (s_p^2 + (m_p - m_q)^2) / (2 s_q^2) - 1/2).
     """
     kl = 0.5 * (logvar_q - logvar_p + (logvar_p.exp() + (mu_p - mu_q).pow(2)) / logvar_q.exp() - 1)
@@ -100,7 +100,7 @@ def consistency_kind(model: nn.Module) -> str:
 def describe_consistency(model: nn.Module) -> str:
     """What the ``consistency`` term of this model measures, in words (for logs and the app)."""
     if consistency_kind(model) == "kl":
-        return "KL(q(z|t(x)) || q(z|x)), closed form (papers.md 3.2)"
+        return "KL(q(z|t(x)) || q(z|x)), closed form (docs/methods.md)"
     return f"squared latent distance ||encode(t(x)) - encode(x)||^2 ({EXTENSION_NOTE})"
 
 
@@ -109,7 +109,7 @@ def _recording(model: nn.Module, method: str, x: torch.Tensor) -> Iterator[list[
     """Record what ``model.<method>`` returns for exactly the tensor ``x`` while inside.
 
     Lets the objective reuse the posterior that ``model.loss`` computed, instead of a third
-    encoder pass (papers.md 3.2 asks for two). The method is shadowed on the instance only and
+    encoder pass (docs/methods.md asks for two). The method is shadowed on the instance only and
     restored on exit.
     """
     seen: list[Any] = []

@@ -1,5 +1,5 @@
-"""Atom and code usage of ``scvae`` and ``vqvae`` models over a whole image set (papers.md 2.7,
-2.8): which dictionary atoms (or codebook vectors) are used, how often, together with which,
+"""Atom and code usage of ``scvae`` and ``vqvae`` models over a whole image set (docs/methods.md):
+which dictionary atoms (or codebook vectors) are used, how often, together with which,
 by which class, and how sparse the codes are; plus images of the atoms through the decoder.
 
 Statistics are accumulated batch by batch, so the whole dataset is covered with bounded memory
@@ -114,7 +114,7 @@ class AtomStats(_UsageCounts):
         Mean |s_k| over the positions where atom k is active (0 for dead atoms).
     zero_fraction, hoyer : float
         Fraction of exact zeros in all codes, and Hoyer sparsity of the flattened code tensor
-        (sqrt(N) - ||s||_1 / ||s||_2) / (sqrt(N) - 1) (papers.md 2.7).
+        (sqrt(N) - ||s||_1 / ||s||_2) / (sqrt(N) - 1) (docs/methods.md).
     """
 
     counts: np.ndarray

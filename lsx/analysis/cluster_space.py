@@ -1,4 +1,4 @@
-"""Cluster spaces and decoder-free lookup (papers.md 1.5, Appendix A.1): the core of
+"""Cluster spaces and decoder-free lookup (docs/methods.md): the core of
 :mod:`lsx.analysis.clusters`, which re-exports every public name here.
 
 Decoder-free inference in a latent space with known clusters.
@@ -347,7 +347,7 @@ def place_by_neighbours(
     z_new: np.ndarray, z_ref: np.ndarray, coords_ref: np.ndarray, k: int = 15
 ) -> np.ndarray:
     """Map coordinates of new points: the mean map position of their k nearest reference points
-    in LATENT space (never ``UMAP.transform``: field-notes.md C.6).
+    in LATENT space (never ``UMAP.transform``).
 
     Returns
     -------

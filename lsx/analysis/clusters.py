@@ -1,4 +1,4 @@
-"""Decoder-free inference in a latent space with known clusters (papers.md 1.5, Appendix A.1).
+"""Decoder-free inference in a latent space with known clusters (docs/methods.md).
 
 For a configured ``sae`` checkpoint the clusters are its configured centres and spheres: a label
 is the nearest configured centre, per label attribute, with no decoder and no classifier. For any

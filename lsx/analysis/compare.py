@@ -5,7 +5,7 @@ may have different widths (two checkpoints of different kinds or latent sizes); 
 must be the same sample.
 
 - :func:`knn_jaccard`: per point, the Jaccard index of its k nearest neighbours in A and in B
-  (1 = the same neighbourhood; Emblaze's gained/lost neighbours, field-notes.md D.1 item 2).
+  (1 = the same neighbourhood; Emblaze's gained/lost neighbours).
 - :func:`linear_cka`: linear centred kernel alignment (Kornblith et al., ICML 2019): invariant to
   orthogonal transforms, isotropic scaling and translation; 1 for the same geometry.
 - :func:`procrustes_align`: orthogonal Procrustes with isotropic scale and translation (Schönemann

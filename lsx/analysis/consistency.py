@@ -1,4 +1,4 @@
-"""Consistency of a posterior under semantics-preserving transforms (papers.md section 3).
+"""Consistency of a posterior under semantics-preserving transforms (docs/methods.md).
 
 For each transform t of a set: KL(q(z|t(x)) || q(z|x)) per pair, the latent displacement
 ||mu(t(x)) - mu(x)|| relative to the typical (median) distance between two samples, and kNN

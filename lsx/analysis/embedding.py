@@ -2,7 +2,7 @@
 
 Pure functions: a model plus numpy arrays in, numpy arrays out. The model is used as it is given
 (already ``eval()`` and on ``device``); nothing here calls ``train()``/``eval()``/``to()`` on it or
-writes to it, so one cached model can serve many threads (field-notes.md B.5). Work is batched
+writes to it, so one cached model can serve many threads. Work is batched
 under :func:`torch.inference_mode` so memory stays bounded by ``batch_size``.
 """
 

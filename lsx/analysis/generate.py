@@ -30,7 +30,7 @@ from lsx.errors import ConfigError, DataShapeError
 
 MODES = ("linear", "slerp")
 DIRECTIONS = ("dims", "pca", "active")
-ACTIVE_THRESHOLD = 0.01  # active unit: Cov_x(E[z|x]) > 0.01 (Burda et al. 2016; papers.md 3.6)
+ACTIVE_THRESHOLD = 0.01  # active unit: Cov_x(E[z|x]) > 0.01 (Burda et al. 2016; docs/methods.md)
 K_LOCAL = 8  # neighbours of the local inverse rule
 EXTRAPOLATION_QUANTILE = 0.99
 _EPS = 1e-12

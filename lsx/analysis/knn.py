@@ -2,7 +2,7 @@
 
 One entry point, :func:`build_index`, returns a :class:`KnnIndex` whose ``query`` gives the ``k``
 nearest database rows of each query row (Euclidean), nearest first. The method is chosen by the
-database size (field-notes.md C.6):
+database size:
 
 - ``"exact"`` (n_db <= ``exact_max``, or few queries: n_queries * n_db <= ``EXACT_WORK_MAX``):
   brute force, blocked so memory stays bounded; FAISS's

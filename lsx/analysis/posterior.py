@@ -1,4 +1,4 @@
-"""Posterior health metrics and the full report (papers.md sections 3.6 and A.3).
+"""Posterior health metrics and the full report (docs/methods.md).
 
 - active units (Burda et al. 2016): dimension d is active if Cov_x(E_q[z_d|x]) > threshold;
 - mutual information I_q(x; z) with the aggregate-posterior estimator (He et al. 2019 style);
@@ -45,7 +45,7 @@ from lsx.data.transforms import resolve_set
 from lsx.errors import ConfigError, DataShapeError
 from lsx.losses import LOG_2PI, log_likelihood
 
-DEFAULT_AU_THRESHOLD = 0.01  # papers.md 3.6 (Burda et al.)
+DEFAULT_AU_THRESHOLD = 0.01  # docs/methods.md (Burda et al.)
 DEFAULT_NLL_SAMPLES = 100  # bench/consistency.py: seed std 0.07 nats; 0.8 above S = 1000
 
 
@@ -73,7 +73,7 @@ def active_units(mu: np.ndarray, threshold: float = DEFAULT_AU_THRESHOLD) -> tup
     -------
     n_active : int
     variances : ndarray of shape (latent_dim,)
-        Cov_x(E_q[z_d|x]) (unbiased, as ``torch.var`` in papers.md A.3).
+        Cov_x(E_q[z_d|x]) (unbiased, as ``torch.var`` in docs/methods.md).
     """
     if not isinstance(threshold, int | float) or not math.isfinite(threshold) or threshold < 0:
         raise ConfigError(f"The active-unit threshold must be a number >= 0; got {threshold!r}.")
@@ -148,7 +148,7 @@ def importance_nll(
 ) -> np.ndarray:
     """-log p(x) per image by importance sampling with q(z|x) as the proposal, in nats.
 
-    log p(x) ~ log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), z_s ~ q(z|x) (papers.md 3.6). The
+    log p(x) ~ log (1/S) sum_s p(x|z_s) p(z_s) / q(z_s|x), z_s ~ q(z|x) (docs/methods.md). The
     likelihood is the model's ``config.likelihood``, normalised (a Gaussian keeps its
     -0.5 log(2 pi) per pixel; Bernoulli on grey levels is the BCE the model trains with).
 
@@ -218,7 +218,7 @@ def downstream_accuracy(
     """Test accuracy of a logistic regression fit on the train split's posterior means.
 
     Features are standardised with the train split's mean and scale (NOT FOUND in P3; lsx
-    default, it only helps lbfgs converge). papers.md A.3: ``LogisticRegression(max_iter=2000)``.
+    default, it only helps lbfgs converge). docs/methods.md: ``LogisticRegression(max_iter=2000)``.
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """Reconstruction quality: MSE, PSNR and SSIM per image, and their means over an image set.
 
-Definitions follow SC-VAE's evaluation (papers.md 2.7: ``piq.psnr`` / ``piq.ssim`` with
+Definitions follow SC-VAE's evaluation (docs/methods.md: ``piq.psnr`` / ``piq.ssim`` with
 data_range 1 on [0, 1] images, per image, averaged):
 
 - PSNR = 10 log10(data_range^2 / MSE), with MSE floored at 1e-10 (a perfect copy is 100 dB);

@@ -1,11 +1,11 @@
-"""Unsupervised segmentation by clustering patch codes (SC-VAE's downstream task, papers.md 2.8).
+"""Unsupervised segmentation by clustering patch codes (SC-VAE's downstream task, docs/methods.md).
 
-Recipe (papers.md 2.8, details NOT FOUND in P2; lsx choices marked):
+Recipe (docs/methods.md, details NOT FOUND in P2; lsx choices marked):
 1. the image is cut into tiles of the model's input size (edge-padded to whole tiles; lsx) and
    every tile is encoded; each latent grid cell is one image patch (4x4 pixels for the conv nets
    of lsx.models.base, the whole tile for a vector latent);
 2. the feature of a patch is its sparse code ``s_p`` (scvae), else the latent ``encode(x)`` at
-   that cell (vqvae: its codebook vector; ae/vae: z), l2-normalised (papers.md A.2);
+   that cell (vqvae: its codebook vector; ae/vae: z), l2-normalised (docs/methods.md);
 3. k-means (scikit-learn, seeded, k chosen by the user) over the patches of this image;
 4. the patch label map is upsampled (nearest) to the image size.
 Tiles are encoded independently, so a tile border can show as a seam in the labels.

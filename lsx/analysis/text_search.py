@@ -1,4 +1,4 @@
-"""Text search without a language model (papers.md 1.5, Appendix A.1 ``text_query_point``).
+"""Text search without a language model (docs/methods.md ``text_query_point``).
 
 Because a configured latent space fixes in advance where every class lives, a query made of class
 and attribute-value names maps by table lookup to centres: ``"red stripes"`` is the ``red`` centre

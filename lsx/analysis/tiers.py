@@ -1,7 +1,6 @@
 """Projection tiers: exact projections up to a size, sample + nearest-neighbour placement above.
 
-UMAP and t-SNE do not scale to 10^6 points on a CPU (field-notes.md A.3, C.6: 900k points
-killed a 128 GB machine; t-SNE takes ~40 s at 10k). :func:`project_tiered` therefore picks a
+UMAP and t-SNE do not scale to 10^6 points on a CPU. :func:`project_tiered` therefore picks a
 tier by the number of points (:func:`plan_projection`):
 
 - ``"exact"``: ``n <= exact_max`` -> :func:`lsx.analysis.projection.project` on every point.
@@ -9,7 +8,7 @@ tier by the number of points (:func:`plan_projection`):
   by label with :func:`lsx.analysis.projection.sample_per_class` when labels are given), then
   place every other point at the mean 2-D/3-D position of its ``k`` nearest *fitted* points in
   latent space (:mod:`lsx.analysis.knn`; never ``UMAP.transform``: slow first call and
-  batch-dependent results, field-notes.md C.6). Sampled points keep their fitted coordinates.
+  batch-dependent results). Sampled points keep their fitted coordinates.
 - ``"sample+transform"`` (PCA): PCA fitted on the sample, applied to every point. PCA is linear,
   so this is the same map up to the sampling error of the covariance.
 
@@ -36,7 +35,7 @@ from lsx.analysis.projection import check_request, project, sample_per_class
 from lsx.errors import ConfigError, DataShapeError
 
 # Largest n projected exactly, per method (configurable per call). UMAP: ~15-60 s at 50k on 2
-# cores, seeded; t-SNE: ~40 s at 10k (field-notes.md A.3); PCA: 200k x 64 fits in < 1 s.
+# cores, seeded; t-SNE: ~40 s at 10k; PCA: 200k x 64 fits in < 1 s.
 EXACT_MAX: dict[str, int] = {"pca": 200_000, "umap": 50_000, "tsne": 10_000}
 DEFAULT_K = 15  # neighbours averaged per placed point (UMAP's default n_neighbors)
 CHUNK_SIZE = 65_536  # rows read from z per step (64 dims: 16 MiB float32)

@@ -12,7 +12,7 @@ Imports point one way, from the bottom up:
   ``stores``.
 
 Pages stay thin: they read widgets and state, call these modules and render :mod:`lsx.viz`
-figures (house-style.md rules 1, 2 and 11).
+figures (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ background projection worker, a run's latent stores and samples by id. No page-s
 a page's own caches live in its module (``lsx.app.dataset_map``, ``lsx.app.lookup``, ...), which
 imports this one, never the other way round.
 
-Rules (house-style.md rule 11, field-notes.md B.5):
+Rules (docs/architecture.md):
 - Models come from ``st.cache_resource(max_entries=4)`` keyed by ``(run_dir, weights sha)``:
   loaded once, ``eval()``, ``requires_grad_(False)``, never mutated, used under
   ``torch.inference_mode()`` (inside ``lsx.analysis``), so threads can share them.

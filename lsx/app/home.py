@@ -4,7 +4,7 @@
 the sidebar names it after its file, "app"). The other pages stay files in ``pages/``, discovered
 here in file order, with the same URL paths as under auto-discovery (``pages/2_latent_map.py`` ->
 ``/latent_map``), so deep links keep working in both modes: a fresh server serves a first visit
-straight to ``/latent_map`` in auto-discovery mode before ``app.py`` has run (house-style.md §2).
+straight to ``/latent_map`` in auto-discovery mode before ``app.py`` has run (docs/architecture.md).
 
 Home opens on a chosen demo run (:data:`DEMO_RUNS`, the first one present) when nothing is chosen
 yet: its latent map (PCA of a per-class sample of 1,000 test images; only those are encoded, not

@@ -149,7 +149,7 @@ def map_controls(label_names: Mapping[str, Sequence[str]], n_latent: int) -> Map
         st.number_input(
             "Max points",
             min_value=100,
-            max_value=50_000,  # WebGL + lasso stay fluid up to ~5e4 markers (field-notes D.2)
+            max_value=50_000,  # WebGL + lasso stay fluid up to ~5e4 markers
             step=500,
             key=state.LM_CAP,
             help="Above this, each class keeps its share of a per-class sample (seed 0). For "

@@ -1,6 +1,6 @@
 """App logic of the Manifold page: run choice, sweep settings, bounded caches, verdict cards.
 
-Heavy work is cached (house-style.md rule 11): a sweep is a ``st.cache_data(max_entries=12)``
+Heavy work is cached (docs/architecture.md): a sweep is a ``st.cache_data(max_entries=12)``
 keyed by the run, its weights sha, its data hash and the settings as a JSON string; interpolation
 paths and global descriptors likewise. Models come from :func:`lsx.app.cache.load_run` and are
 never mutated. The analysis itself is :mod:`lsx.analysis.manifold`.

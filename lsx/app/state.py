@@ -222,7 +222,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         CO_STRENGTH: 1.0,
         CO_POINTS: 500,
         CO_NLL: 100,  # lsx.analysis.posterior.DEFAULT_NLL_SAMPLES
-        CO_THRESHOLD: 0.01,  # papers.md 3.6
+        CO_THRESHOLD: 0.01,  # docs/methods.md
         CO_ALARM: 0.25,
         CO_PAIRS: 20,
         CO_SEED: 0,
@@ -248,7 +248,7 @@ def init(page_title: str | None = None) -> None:
     """Set the page config and every session key's default (idempotent: ``setdefault``).
 
     Call it first on every page: under auto-discovery ``app.py`` does not run when another page
-    is opened directly (house-style.md section 2).
+    is opened directly (docs/architecture.md).
 
     Parameters
     ----------

@@ -39,8 +39,7 @@ from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
 
 # Up to this many points every point is a WebGL marker with box/lasso; above it, a density
-# raster of all plus a per-class sample (field-notes.md D.2: "<= ~50k points -> scattergl";
-# B.4: lasso gets sluggish towards 10^5-10^6). At 50,000 the chart is about 0.8 MB of JSON.
+# raster of all plus a per-class sample. At 50,000 the chart is about 0.8 MB of JSON.
 SCATTER_MAX = 50_000
 DENSITY_SAMPLE = 5_000  # selectable points drawn over the raster
 GALLERY_CAP = 32

@@ -4,7 +4,7 @@ ids. A widget that serves one page lives in that page's module (e.g. the latent-
 :mod:`lsx.app.latent_map`).
 
 Widget values do not survive a page switch, so the picker copies its choice into the non-widget
-key ``state.RUN_DIR`` (house-style.md section 2) and re-seeds itself from it on every page.
+key ``state.RUN_DIR`` (docs/architecture.md) and re-seeds itself from it on every page.
 """
 
 from __future__ import annotations

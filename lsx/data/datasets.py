@@ -1,9 +1,9 @@
 """Built-in datasets from data bundled with installed packages (never downloaded).
 
-Sources and licences: field-notes.md §A.5. Every built-in dataset has a FIXED stratified 80/20
-train/test split (``SPLIT_SEED``), so a split never changes between runs or machines with the
-same package versions. Heavy imports (sklearn, skimage) stay inside the loaders so that
-``import lsx.data`` is fast.
+Sources and licences: docs/training.md (Datasets). Every built-in dataset has a FIXED
+stratified 80/20 train/test split (``SPLIT_SEED``), so a split never changes between runs
+or machines with the same package versions. Heavy imports (sklearn, skimage) stay inside the
+loaders so that ``import lsx.data`` is fast.
 """
 
 from __future__ import annotations

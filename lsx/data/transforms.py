@@ -1,10 +1,10 @@
 """Semantics-preserving image transforms for consistency regularisation, in plain torch.
 
-The named sets follow the official CR-VAE augmentations (papers.md section 3.5; Sinha & Dieng,
+The named sets follow the official CR-VAE augmentations (docs/methods.md; Sinha & Dieng,
 NeurIPS 2021): ``simple`` = RandomAffine(degrees=15, translate=(0.05, 0.05), scale=(0.9, 1.1)),
 ``large`` = RandomAffine(degrees=30, translate=(0.1, 0.1), scale=(0.75, 1.25)), ``*_jitter`` adds
 ColorJitter(brightness=0.2, contrast=0.5, hue=0.2). No torchvision (its import fails with the
-pinned CPU torch, field-notes.md A.1): rotation, translation, scaling and crops are one
+pinned CPU torch): rotation, translation, scaling and crops are one
 ``F.affine_grid`` + ``F.grid_sample`` per batch (one random matrix per sample, zero fill as
 torchvision's default), flips are ``torch.flip``, brightness and contrast are per-sample
 intensity maps, hue is an RGB -> HSV -> RGB round trip.
@@ -14,7 +14,7 @@ Each set is a tuple of primitive ops, so analysis can score every op on its own
 training, from torch's global RNG (which the trainer seeds and saves for resume).
 ``strength`` scales every magnitude (1 = the published values).
 
-Sets per dataset (lsx choices, papers.md 3.5 says which set the paper used per dataset is NOT
+Sets per dataset (lsx choices, docs/methods.md says which set the paper used per dataset is NOT
 FOUND): ``simple``/``large`` for digits and MNIST; ``flips``, ``crops``, ``flips_crops`` and
 ``textures`` (flips + crops + colour jitter) for textures. Colour jitter needs RGB images, and
 flips are refused for digit datasets (a mirrored 2 or 7 is not a digit of the same class).

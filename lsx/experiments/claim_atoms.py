@@ -1,4 +1,4 @@
-"""Claim 2 (Xiao et al. 2025, papers.md section 2): SC-VAE reconstructs better than VQ-VAE at a
+"""Claim 2 (Xiao et al. 2025, docs/methods.md): SC-VAE reconstructs better than VQ-VAE at a
 matched latent size and dictionary budget, and avoids codebook collapse.
 
 ``scvae``, ``vqvae``, ``vae`` and ``ae`` with the settings of the shipped demo runs

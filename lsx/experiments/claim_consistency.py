@@ -1,4 +1,4 @@
-"""Claim 3 (Sinha & Dieng 2021, papers.md section 3): consistency regularisation improves VAEs.
+"""Claim 3 (Sinha & Dieng 2021, docs/methods.md): consistency regularisation improves VAEs.
 
 At the paper's settings first: the lambda sweep {1e-3, 1e-2, 1e-1, 1} (the official default is
 1e-3), latent 32 as in the official code, the ``simple`` transformation set, and a small CNN

@@ -1,4 +1,4 @@
-"""Claim 4 (Shrivastava et al. 2025, papers.md section 4): CAE and DAE latent manifolds are
+"""Claim 4 (Shrivastava et al. 2025, docs/methods.md): CAE and DAE latent manifolds are
 stratified under noise, the VAE's is one smooth manifold.
 
 Runs :func:`lsx.experiments.manifold.run_experiment` (``ae``, ``dae``, ``vae`` with spatial

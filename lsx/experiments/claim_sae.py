@@ -1,4 +1,4 @@
-"""Claim 1 (Gabdullin 2024, papers.md section 1): a configured latent space labels by nearest
+"""Claim 1 (Gabdullin 2024, docs/methods.md): a configured latent space labels by nearest
 centre, without a classifier, and unseen classes still form groups.
 
 Per dataset and seed: an ``sae`` (the demo settings of ``lsx.demos``) scored by nearest centre,

@@ -1,14 +1,14 @@
 """``python -m lsx consistency-experiment``: does consistency regularisation improve VAEs?
 
 Trains ``vae``, beta-VAE (``vae`` with ``beta``) and ``iwae`` without and with the consistency
-term (papers.md section 3.2; one CR run per lambda in ``--consistency``) on one dataset
+term (docs/methods.md; one CR run per lambda in ``--consistency``) on one dataset
 (``mnist5k`` by default), several seeds each, with the same budget (epochs, batch size,
 learning rate, architecture) for every run, then evaluates every run on the test split with
 :func:`lsx.analysis.posterior.posterior_report` and writes one table of AU, MI, NLL, downstream
 accuracy and consistency as mean ± std over seeds.
 
 The paper claims the term always improves representation quality (MI, AU, accuracy) and NLL
-(papers.md 3.7); this command reports what we measure either way. A finished run is reused only
+(docs/methods.md); this command reports what we measure either way. A finished run is reused only
 when its training settings, full model config and data hash all match
 (:func:`lsx.experiments.common.reusable`), so an interrupted experiment continues where it
 stopped and a changed beta, k, network or dataset is trained again.

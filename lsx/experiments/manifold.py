@@ -12,7 +12,7 @@ images over the noise levels with :func:`lsx.analysis.manifold.sweep` and writes
 - verdicts per seed, also at other rank tolerances (the tolerance is an lsx choice: how much do
   the conclusions depend on it?), interpolation smoothness and global descriptors.
 
-The paper (papers.md 4.1, 4.5) reports CAE/DAE stratified and the VAE smooth with two SPD factors
+The paper (docs/methods.md) reports CAE/DAE stratified and the VAE smooth with two SPD factors
 and one SPSD factor; this command reports what we measure either way. Finished runs with the
 same settings are reused, so a second call only re-measures.
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "checkpoints" / ".experiments" / "reproduce"
-CLAIMS: dict[str, str] = {  # claim name -> module; order of the papers (papers.md)
+CLAIMS: dict[str, str] = {  # claim name -> module; order of the papers (docs/methods.md)
     "sae": "lsx.experiments.claim_sae",
     "atoms": "lsx.experiments.claim_atoms",
     "consistency": "lsx.experiments.claim_consistency",

@@ -1,5 +1,5 @@
 """Plain autoencoder: the convolutional AE ("CAE") of the latent-manifold paper (Shrivastava,
-Rameshan, Agnihotri 2025, arXiv 2412.04755; papers.md section 4); an MLP when the input is tiny.
+Rameshan, Agnihotri 2025, arXiv 2412.04755; docs/methods.md); an MLP when the input is tiny.
 
 The paper fixes no architecture (NOT FOUND in P4); lsx uses the two-stride-conv net of
 ``lsx.models.base`` so that ``ae``, ``dae`` and ``vae`` share one encoder design.

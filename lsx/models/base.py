@@ -6,7 +6,7 @@ Nets come in two families, picked by ``ModelConfig.resolved_arch``:
   convolution to a spatial latent tensor ``(latent_dim, H/4, W/4)``.
 Decoders mirror their encoder and end in a sigmoid, since images live in [0, 1].
 
-Model contract (house-style.md rule 10): ``encode(x)``, ``decode(z)``, ``loss(x, y=None)``.
+Model contract (docs/architecture.md): ``encode(x)``, ``decode(z)``, ``loss(x, y=None)``.
 ``y`` is what the trainer passes: int64 labels of shape (batch,) when the dataset has one label
 attribute, or (batch, n_attributes) in ``Dataset.label_names`` order when it has several (e.g.
 ``textures``: pattern, colour). Unsupervised kinds ignore it.

@@ -1,5 +1,5 @@
 """Latent-space configurations of the ``sae`` kind: where the class centres sit and how large the
-class spheres are (Gabdullin 2024, arXiv 2402.08441; papers.md section 1.3 and Appendix A.1).
+class spheres are (Gabdullin 2024, arXiv 2402.08441; docs/methods.md).
 
 The paper fixes neither the centres nor the radii (NOT FOUND in P1). lsx offers these named
 designs, one per attribute sub-space of ``d`` dimensions holding ``n`` classes:

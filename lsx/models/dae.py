@@ -1,6 +1,6 @@
 """Denoising autoencoder (Vincent et al., ICML 2008): reconstruct the clean image from a corrupted
-one. One of the three kinds compared by the latent-manifold paper (papers.md section 4); the
-paper's corruption level is NOT FOUND; lsx defaults to Gaussian noise, sigma 0.3 (papers.md 4.4).
+one. One of the three kinds compared by the latent-manifold paper (docs/methods.md); the
+paper's corruption level is NOT FOUND; lsx defaults to Gaussian noise, sigma 0.3 (docs/methods.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ trained on the k-sample bound
     L_k(x) = E[ log (1/k) sum_i p(x, z_i) / q(z_i|x) ],  z_1..z_k ~ q(z|x) independently,
 
 which is the ELBO for k = 1 and tightens towards log p(x) as k grows. One of the VAE variants
-that consistency regularisation is applied to (papers.md section 3.2: "replace each ELBO with the
+that consistency regularisation is applied to (docs/methods.md: "replace each ELBO with the
 k-sample bound"; the paper's k is NOT FOUND in P3; lsx default 5, Burda et al. report k in
 {1, 5, 50}).
 

@@ -1,6 +1,6 @@
 """Supervised autoencoder with a configured latent space (LSC): "Latent space configuration for
 improved generalization in supervised autoencoder neural networks", N. Gabdullin, arXiv
-2402.08441 (2024); papers.md section 1 and Appendix A.1.
+2402.08441 (2024); docs/methods.md.
 
 Loss = ``recon_weight`` * pixel MSE + ``geo_weight`` * L_G (+ ``classifier_weight`` * CE)::
 
@@ -15,7 +15,7 @@ classifier: the nearest configured centre (``lsx.analysis.clusters``).
 
 NOT FOUND in P1 (lsx defaults, each a config field): architecture (``lsx.models.base`` nets),
 loss weights (1, 1, 0), whether L_G is a sum or a mean (lsx: sum / batch size), centre design and
-radii, latent size, the encoder-configuration mechanism (papers.md 1.4). ``encoder_config`` is
+radii, latent size, the encoder-configuration mechanism (docs/methods.md). ``encoder_config`` is
 an lsx interpretation, not from the paper: ``l2norm`` puts each sub-space's latent on the sphere
 through its centres; ``fixed_projection`` ends the encoder in a fixed, non-trained layer whose
 rows are the centres (z_a = h_a @ C_a), so z lies in their span.
@@ -268,7 +268,7 @@ class SAE(nn.Module):
         for a, (lo, hi) in enumerate(self.slices):
             za, ya, c, r = zc[:, lo:hi], y[:, a], self.centers(a), self.radii(a)
             geo = geo + geometric_loss(za, ya, c, r, self.config.max_excess)
-            with torch.no_grad():  # monitoring: in-sphere rate ~ accuracy (papers.md 1.5)
+            with torch.no_grad():  # monitoring: in-sphere rate ~ accuracy (docs/methods.md)
                 inside += ((za - c[ya]).norm(dim=1) <= r[ya]).float().mean() / len(self.slices)
             if len(self.heads):
                 ce = ce + F.cross_entropy(self.heads[a](za), ya)

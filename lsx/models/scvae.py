@@ -1,5 +1,5 @@
 """SC-VAE: sparse-coding VAE with learned ISTA (P. Xiao, P. Qiu, S. Ha, A. Bani, S. Zhou,
-A. Sotiras, arXiv 2303.16666, 2023; Pattern Recognition 161, 2025; papers.md section 2 and
+A. Sotiras, arXiv 2303.16666, 2023; Pattern Recognition 161, 2025; docs/methods.md and
 Appendix A.2; official code sotiraslab/SC-VAE).
 
 An encoder maps the image to a latent grid ``z_e`` of shape (latent_dim, h, w) (a vector latent
@@ -7,8 +7,8 @@ is a 1x1 grid). At every grid position an unrolled ISTA solves the lasso problem
 
     s* = argmin_s  1/2 ||z_p - D s||^2 + lam ||s||_1,     D = atoms.T of shape (latent_dim, K)
 
-and the decoder reconstructs the image from ``D s`` (papers.md 2.4). The loss is
-``MSE(x, x_tilde) + latent_weight * MSE(z_e, D s) (+ l1_weight * mean ||s||_1)`` (papers.md 2.5).
+and the decoder reconstructs the image from ``D s`` (docs/methods.md). The loss is
+``MSE(x, x_tilde) + latent_weight * MSE(z_e, D s) (+ l1_weight * mean ||s||_1)`` (docs/methods.md).
 
 Iteration t (textbook ISTA, s_0 = 0), with L = ||D||_2^2 (squared spectral norm):
 
@@ -20,17 +20,17 @@ Iteration t (textbook ISTA, s_0 = 0), with L = ||D||_2^2 (squared spectral norm)
 ``SparseCoder(atoms, transform_algorithm="lasso_cd", transform_alpha=lam)``) solves the same
 problem (tests/models/test_scvae.py checks it).
 
-Pitfalls of the official code, avoided here (papers.md 2.5, 2.10):
+Pitfalls of the official code, avoided here (docs/methods.md):
 - the first iterate was ``soft(D^T z, lam / c)`` without the 1/c scaling; lsx starts at s_0 = 0,
   so s_1 = soft(D^T z / L, lam / L) as in textbook ISTA;
 - the latent term was weighted 1/(h*w*d) (negligible); lsx weights it 0.1 (``latent_weight``;
   measured on mnist5k, 4 epochs: test recon MSE 0.0055 with 0.1, 0.0185 with 1, which
-  papers.md 2.5 suggests; with 1 it needed 12 epochs to reach 0.0052);
+  docs/methods.md suggests; with 1 it needed 12 epochs to reach 0.0052);
 - lam was read from a config key missing in the yaml; here it is a validated field;
 - the step c was an unconstrained parameter, so ISTA could diverge (NaN codes); lsx keeps
   ``step_t = 2 * sigmoid(rho_t)`` inside (0, 2), the range where ISTA cannot diverge, with L
   recomputed from the current atoms; a trainable dictionary keeps unit-norm atoms.
-Gradient clipping (papers.md 2.5, third-party fork) is the trainer's ``grad_clip``.
+Gradient clipping (docs/methods.md, third-party fork) is the trainer's ``grad_clip``.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def overcomplete_dct(latent_dim: int, n_atoms: int) -> torch.Tensor:
 
     When ``latent_dim`` is a square (16, 64, 256, ...) this is the official 2-D construction
     (``init_dct(sqrt(latent_dim), ceil(sqrt(n_atoms)))``: Kronecker product of two 1-D DCTs, rows
-    reordered, first ``n_atoms`` columns; for 256 x 512 it equals papers.md A.2); else the 1-D
+    reordered, first ``n_atoms`` columns; for 256 x 512 it equals docs/methods.md); else the 1-D
     overcomplete DCT with ``n_atoms`` frequencies (NOT FOUND in P2; lsx generalisation), without
     the mean removal: removing it leaves one atom on the all-ones direction and the rest
     orthogonal to it, so D D^T is badly conditioned and T ISTA steps barely move along that

@@ -1,6 +1,6 @@
 """Gaussian VAE (Kingma & Welling, ICLR 2014) with a beta weight on the KL term (Higgins et al.,
-ICLR 2017). The VAE of the manifold paper (papers.md section 4) and the base of the consistency
-regularisation of papers.md section 3.
+ICLR 2017). The VAE of the manifold paper (docs/methods.md) and the base of the consistency
+regularisation of docs/methods.md.
 
 ``encode`` returns the posterior mean, the latent every analysis uses; ``posterior`` gives
 (mu, logvar). A spatial latent is a per-element Gaussian over the (latent_dim, h, w) tensor.

@@ -1,6 +1,6 @@
 """VQ-VAE (A. van den Oord, O. Vinyals, K. Kavukcuoglu, "Neural Discrete Representation
 Learning", NeurIPS 2017): the vector-quantised baseline that SC-VAE is compared against
-(papers.md 2.1, 2.7, 2.8), at the same latent grid and dictionary size K.
+(docs/methods.md), at the same latent grid and dictionary size K.
 
 The encoder maps the image to a grid ``z_e`` of shape (latent_dim, h, w) (a vector latent is a
 1x1 grid); each position is replaced by its nearest of K codebook vectors ``e_k``; the decoder

@@ -2,7 +2,7 @@
 started by the app), or as ``torchrun --nproc-per-node=N -m lsx train`` for distributed
 data-parallel training. One run folder holds everything needed to continue bit-for-bit.
 
-Guarantees (field-notes.md C.3, C.5):
+Guarantees:
 - every file in the run folder is written atomically; ``model.safetensors`` always loads;
 - ``train_state.pt`` (lsx-written; model, optimiser, RNG, position) lets ``--resume`` continue
   from the exact step, also after SIGTERM/Ctrl-C in the middle of an epoch;

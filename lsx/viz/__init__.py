@@ -1,6 +1,6 @@
 """Plotly figure builders and display images: arrays in, ``go.Figure`` or ``uint8`` arrays out.
 
-No Streamlit here (house-style rule 2); the app in ``app.py``, ``pages/`` and ``lsx.app`` renders
+No Streamlit here (docs/architecture.md); the app in ``app.py``, ``pages/`` and ``lsx.app`` renders
 what these functions return.
 """
 

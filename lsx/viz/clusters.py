@@ -2,7 +2,7 @@
 points placed on it, and one image's distance profile to every centre. No Streamlit here.
 
 Outlines, centres and uploads are ``Scattergl`` traces in the map's own WebGL figure: SVG traces
-would be hidden under the WebGL canvas, and one figure keeps one WebGL context (field-notes B.4).
+would be hidden under the WebGL canvas, and one figure keeps one WebGL context.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Plotly builders for the Compare page: two checkpoints' maps side by side in one aligned frame,
 the kNN-Jaccard histogram, per-class centroid drift, and input | A | B gallery tiles.
 
-The two maps are two subplots of ONE figure (one set of WebGL contexts, field-notes.md B.4) with
+The two maps are two subplots of ONE figure (one set of WebGL contexts) with
 linked axes, so zooming one zooms the other. Every trace carries the sample ids in
 ``customdata``; ``selected`` ids are highlighted in both panels (linked selection). No Streamlit.
 """

@@ -1,8 +1,7 @@
 """Latent maps of 5·10^4-10^6 points: a density raster plus a per-class sample you can select.
 
-One WebGL ``Scattergl`` of 10^6 points is sluggish and its lasso unusable (plotly/plotly.js#1657;
-field-notes.md B.4, D.2). Above ~5·10^4 points (``lsx.app.store_map.SCATTER_MAX``) the map
-is therefore drawn as:
+One WebGL ``Scattergl`` of 10^6 points is sluggish and its lasso unusable (plotly/plotly.js#1657).
+Above ~5·10^4 points (``lsx.app.store_map.SCATTER_MAX``) the map is therefore drawn as:
 
 - a raster of every point: counts on a fixed grid (default 400 x 400), each pixel coloured by
   its majority class with an opacity that grows with the log of its count, embedded as one PNG

@@ -1,8 +1,9 @@
 """Plotly builders for the latent map: arrays in, ``go.Figure`` out.
 
-One WebGL trace family per figure: ``Scattergl`` for 2-D, ``Scatter3d`` for 3-D (field-notes.md
-B.4: at most 4 WebGL figures per page). Every trace carries the sample ids in ``customdata`` so a
-box or lasso selection maps back to samples whatever the trace order (streamlit/streamlit#8914).
+One WebGL trace family per figure: ``Scattergl`` for 2-D, ``Scatter3d`` for 3-D (at most 4
+WebGL figures per page: browsers cap WebGL contexts). Every trace carries the sample ids in
+``customdata`` so a box or lasso selection maps back to samples whatever the trace order
+(streamlit/streamlit#8914).
 No Streamlit here.
 """
 

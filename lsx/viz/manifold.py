@@ -1,6 +1,6 @@
 """Plotly figures of the Manifold page: several models side by side, arrays in, ``go.Figure`` out.
 
-Every figure is SVG (no WebGL: the page shows six of them, field-notes.md B.4). Models are passed
+Every figure is SVG (no WebGL: the page shows six of them). Models are passed
 as a mapping ``name -> lsx.analysis.manifold.SweepResult`` (or ``StrataSummary`` /
 ``PathProfile``) in display order, one colour per model throughout. No Streamlit here.
 """

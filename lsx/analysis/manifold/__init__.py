@@ -1,11 +1,11 @@
-"""Latent-manifold diagnostics of autoencoders under input perturbation (papers.md section 4, A.4).
+"""Latent-manifold diagnostics of autoencoders under input perturbation (docs/methods.md).
 
 Shrivastava, Rameshan & Agnihotri (2025), "Latent space characterization of autoencoder variants"
 (arXiv 2412.04755): unfold each encoded latent tensor along its three modes, take one covariance
 matrix per unfolding, and read the ranks of the three matrices as the stratum of the point; CAE and
 DAE ranks vary with input noise (a stratified latent manifold), the VAE's stay put (one smooth
 product manifold SPD x SPD x SPSD). The paper's published details are thin: every choice marked
-**lsx interpretation** in this package is ours (papers.md 4.3 tags them [INF]), not the paper's.
+**lsx interpretation** in this package is ours (docs/methods.md tags them [INF]), not the paper's.
 
 Pipeline (one pass over the images, in batches; see :func:`sweep`):
 

@@ -23,7 +23,7 @@ from lsx.errors import ConfigError, DataShapeError
 
 @dataclass(frozen=True, eq=False)
 class PathProfile:
-    """Smoothness of the decoder along a straight latent path (papers.md 4.3, lsx recipe).
+    """Smoothness of the decoder along a straight latent path (docs/methods.md, lsx recipe).
 
     Attributes
     ----------

@@ -1,5 +1,5 @@
 """Matrix view of latent tensors (step 3 of the pipeline of :mod:`lsx.analysis.manifold`):
-mode unfoldings (papers.md A.4), one covariance matrix per unfolding, eigenvalue spectra,
+mode unfoldings (docs/methods.md), one covariance matrix per unfolding, eigenvalue spectra,
 numerical ranks (the rank triple of a point) and the SPD / SPSD type of each factor.
 """
 
@@ -31,7 +31,7 @@ def _as_tensors(z: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def unfold(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mode unfoldings of latent tensors (papers.md A.4).
+    """Mode unfoldings of latent tensors (docs/methods.md).
 
     Parameters
     ----------

@@ -70,7 +70,7 @@ def hilbert_map(
 ) -> np.ndarray:
     """Map covariance factors into a Hilbert space (vectors; Euclidean distance).
 
-    ``range_log`` (default, lsx interpretation of papers.md 4.3): with ``U`` the eigenvectors of
+    ``range_log`` (default, lsx interpretation of docs/methods.md): with ``U`` the eigenvectors of
     the eigenvalues above the rank tolerance and ``Lambda`` those eigenvalues,
     ``X -> (sym_vec(U U^T), sym_vec(U log(Lambda) U^T))``. For a full-rank (SPD) factor
     ``U U^T = I`` is constant and the map is exactly the log-Euclidean isometry, so distances

@@ -32,7 +32,7 @@ PERTURBATIONS: Mapping[str, PerturbationSpec] = MappingProxyType(
         "gaussian": PerturbationSpec(
             "standard deviation of additive Gaussian noise (images in [0, 1], clipped back)",
             1.0,
-            (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),  # papers.md 4.3 [INF]; the paper's levels: NOT FOUND
+            (0.0, 0.05, 0.1, 0.2, 0.3, 0.5),  # docs/methods.md [INF]; the paper's levels: NOT FOUND
             "x + level * N(0, 1), clipped to [0, 1]",
         ),
         "blur": PerturbationSpec(

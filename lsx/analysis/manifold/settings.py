@@ -17,7 +17,7 @@ SPSD_MAPS = ("range_log", "regularized")  # Hilbert maps of rank-deficient facto
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Settings of a perturbation sweep. Defaults are lsx interpretations (papers.md 4.3).
+    """Settings of a perturbation sweep. Defaults are lsx interpretations (docs/methods.md).
 
     Attributes
     ----------

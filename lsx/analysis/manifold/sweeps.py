@@ -174,7 +174,7 @@ def sweep(
 
 def _one_blas_thread() -> Any:
     """Many small LAPACK calls are fastest on one BLAS thread; two threads slowed a batched
-    ``eigh`` 40x on the shared 2-core machine (measured; field-notes.md A.4 for torch)."""
+    ``eigh`` 40x on the shared 2-core machine (measured)."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
