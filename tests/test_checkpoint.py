@@ -1,4 +1,4 @@
-"""Checkpoint safety (field-notes C.1): safetensors only, clear errors, atomic writes."""
+"""Checkpoint safety: safetensors only, clear errors, atomic writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Distributed data-parallel training under torchrun, 2 CPU processes over gloo (field-notes C.5).
+"""Distributed data-parallel training under torchrun, 2 CPU processes over gloo.
 
 The subprocess tests share one scenario on a small ``npy:`` dataset (so it also goes through the
 lazy DataLoader path): a rank crashes in epoch 2, the run resumes under torchrun, one rank alone

@@ -1,5 +1,5 @@
 """lsx.losses: the closed-form KL and likelihoods against torch.distributions, and the training
-objective with the consistency term against a hand-written computation of papers.md 3.2."""
+objective with the consistency term against a hand-written computation of docs/methods.md."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_deterministic_encoders_get_the_squared_latent_distance(kind):
     ref = (model.encode(x_t) - model.encode(x)).pow(2).sum(1).mean()  # clean inputs, also for DAE
     torch.testing.assert_close(got.terms["consistency"], ref)
     assert EXTENSION_NOTE in describe_consistency(model)
-    assert "papers.md 3.2" in describe_consistency(tiny("vae"))
+    assert "docs/methods.md" in describe_consistency(tiny("vae"))
 
 
 class LabelStub(nn.Module):

@@ -1,4 +1,4 @@
-"""Training robustness (field-notes C.3): determinism, resume, NaN guard, signals, early stop."""
+"""Training robustness: determinism, resume, NaN guard, signals, early stop."""
 
 from __future__ import annotations
 

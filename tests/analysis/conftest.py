@@ -40,7 +40,7 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def warm_umap() -> None:
-    """Pay umap's import and numba JIT once per test session (field-notes.md A.3): a seeded
+    """Pay umap's import and numba JIT once per test session: a seeded
     float32 fit through ``project``, the same code path and dtype the tests use."""
     from lsx.analysis import project
 

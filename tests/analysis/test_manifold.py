@@ -3,7 +3,7 @@ verdicts, interpolation profiles and global descriptors.
 
 Oracles: principal angles against scipy.linalg.subspace_angles; log-Euclidean distances against
 scipy.linalg.logm; covariances against numpy.cov; unfoldings against torch.permute (the snippet of
-papers.md A.4); ranks on tensors built with a known multilinear rank; the streaming PCA against an
+docs/methods.md); ranks on tensors built with a known multilinear rank; the streaming PCA against an
 exact SVD.
 """
 
@@ -142,7 +142,7 @@ def test_ranks_of_tensors_with_known_multilinear_rank():
     np.testing.assert_array_equal(
         mf.rank_triples(batch, centered=False), [[2, 3, 2], [4, 2, 3], [0, 0, 0]]
     )
-    # papers.md 4.3: a random non-negative 64x4x4 tensor -> centred (15, 4, 4), one SPSD factor
+    # docs/methods.md: a random non-negative 64x4x4 tensor -> centred (15, 4, 4), one SPSD factor
     big = rng.random((64, 4, 4))
     assert tuple(mf.rank_triples(big)) == (15, 4, 4)
     assert tuple(mf.rank_triples(big, centered=False)) == (16, 4, 4)

@@ -268,7 +268,7 @@ def test_scatter_tier_ends_at_scatter_max_with_a_lean_chart(tmp_path):
         figs[name] = json.loads(store_map.store_figure(frames[name]).to_json())
         if name == "at":
             at_coords, at_y = coords, y
-    assert store_map.SCATTER_MAX == 50_000  # field-notes.md D.2
+    assert store_map.SCATTER_MAX == 50_000  # docs/architecture.md
     fig = figs["at"]
     assert "images" not in fig["layout"]
     ids = np.concatenate([decode(t["customdata"]) for t in fig["data"]])

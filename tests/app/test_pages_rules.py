@@ -1,4 +1,4 @@
-"""Layout rules, checked on the source (house-style.md section 3, rules 1 and 2):
+"""Layout rules, checked on the source (docs/architecture.md, rules 1 and 2):
 pages (and app.py) import no torch or numpy; nothing in lsx outside lsx/app imports streamlit;
 every page starts with state.init() and run_picker(), and stays thin."""
 
@@ -54,7 +54,7 @@ def test_pages_import_no_torch_or_numpy(path):
 def test_pages_start_with_init_and_picker_and_stay_thin(path):
     source = path.read_text(encoding="utf-8")
     calls = called_names(path)
-    if path.name == "app.py":  # the st.navigation router (house-style.md section 2): its Home
+    if path.name == "app.py":  # the st.navigation router (docs/architecture.md): its Home
         # page, lsx.app.home.render, starts with init and run_picker like every page
         assert calls[:2] == ["init", "run"], f"{path.name} starts with {calls[:2]}"
     else:

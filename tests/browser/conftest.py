@@ -2,7 +2,7 @@
 ``streamlit run`` server started directly (so the PID is the server's) and stopped by its PID.
 
 A missing chromium or playwright fails the tests (the README's test command installs both;
-field-notes.md B.1, B.3).
+docs/architecture.md).
 """
 
 from __future__ import annotations

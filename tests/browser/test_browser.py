@@ -27,7 +27,7 @@ APP = "[data-testid='stApp']"
 
 
 def wait_idle(page) -> None:
-    """Connected, script not running, no skeletons left (field-notes.md B.3)."""
+    """Connected, script not running, no skeletons left."""
     page.wait_for_selector(f"{APP}[data-test-connection-state='CONNECTED']", timeout=TIMEOUT_MS)
     page.wait_for_selector(f"{APP}[data-test-script-state='notRunning']", timeout=TIMEOUT_MS)
     page.wait_for_function(

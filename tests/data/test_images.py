@@ -1,4 +1,4 @@
-"""Safe decoding and mode normalisation of untrusted images (field-notes.md §C.2)."""
+"""Safe decoding and mode normalisation of untrusted images."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """scvae: the ISTA layer against scikit-learn's lasso (the correctness oracle), the DCT init
-against papers.md A.2, the official code's pitfalls, config errors and divergence handling."""
+against docs/methods.md, the official code's pitfalls, config errors and divergence handling."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_more_ista_steps_lower_the_lasso_objective_towards_the_optimum():
 
 
 def test_first_iterate_is_textbook_ista_not_the_official_unscaled_start():
-    # official code: s_0 = soft(D^T z, lam / c), without 1/c (papers.md 2.4); lsx: from s_0 = 0
+    # official code: s_0 = soft(D^T z, lam / c), without 1/c (docs/methods.md); lsx: from s_0 = 0
     ista = fixed_ista(16, 32, 0.5, 1)
     z = torch.randn(5, 16, dtype=torch.float64)
     big_l = float(torch.linalg.matrix_norm(ista.atoms, ord=2) ** 2)
@@ -95,7 +95,7 @@ def test_first_iterate_is_textbook_ista_not_the_official_unscaled_start():
 
 
 def reference_init_dct(n=16, m=23, k=512):
-    """papers.md Appendix A.2, verbatim in numpy (matches the official code to 3e-17)."""
+    """docs/methods.md, verbatim in numpy (matches the official code to 3e-17)."""
     v = np.zeros((n, m))
     for j in range(m):
         col = np.cos(np.arange(n) * j * np.pi / m)
