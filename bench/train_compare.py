@@ -8,16 +8,16 @@ Prints one JSON object.
 
 ``train``: the same run (``--model vae --data mnist5k --epochs 10``, 1 thread, CPU; and a short
 ``digits`` run) trained (a) by ``python -m lsx train`` in a subprocess, as a user would in a
-terminal, and (b) the app's way: ``lsx.app.training.prepare_request`` + ``start_job`` (the same
-CLI in a subprocess, its output to ``train.log``) while this process does the live view's work as
-the page's fragments do (every 2 s: status, metrics, log, loss and metric figures; every 10 s:
-the aligned snapshots and their animation). Wall time is from starting to the process's exit;
-runs alternate CLI/app so load changes hit both. CPU time is the training process's (user +
-sys, from ``getrusage(RUSAGE_CHILDREN)``) plus, for the app, this process's own validation and
-polling work: it is much less sensitive than wall time to other jobs on a shared machine.
-``app`` uses the app's default of 1000 snapshot points per epoch; ``app_no_snapshots`` sets
-``snapshots=0`` to isolate the subprocess + polling cost. ``overhead_*`` = median(app) /
-median(cli) - 1. Target: under 10 %.
+terminal, and (b) the app's way: ``lsx.app.train_form.prepare_request`` +
+``lsx.app.train_jobs.start_job`` (the same CLI in a subprocess, its output to ``train.log``) while
+this process does the live view's work as the page's fragments do (every 2 s: status, metrics, log,
+loss and metric figures; every 10 s: the aligned snapshots and their animation). Wall time is from
+starting to the process's exit; runs alternate CLI/app so load changes hit both. CPU time is the
+training process's (user + sys, from ``getrusage(RUSAGE_CHILDREN)``) plus, for the app, this
+process's own validation and polling work: it is much less sensitive than wall time to other jobs on
+a shared machine. ``app`` uses the app's default of 1000 snapshot points per epoch;
+``app_no_snapshots`` sets ``snapshots=0`` to isolate the subprocess + polling cost. ``overhead_*`` =
+median(app) / median(cli) - 1. Target: under 10 %.
 
 ``compare``: server-side time of ``pages/7_compare.py`` under AppTest for the two mnist5k demo
 runs (``demo-ae-mnist5k`` vs ``demo-vae-mnist5k``, 5,000 points each), each in a fresh Python
@@ -76,29 +76,29 @@ def cli_run(root: Path, name: str, kind: str, data: str, model: dict, train: dic
 def _live_view_work(run_dir: Path, snapshots: bool) -> None:
     """What the page's fragments compute for a running job (no Streamlit rendering): status,
     curves and log every 2 s, the snapshot animation every 10 s (``snapshots``)."""
-    from lsx.app import training
+    from lsx.app import train_jobs, train_page
     from lsx.checkpoint import METRICS_NAME
     from lsx.files import read_jsonl
     from lsx.viz.training import loss_curves, metric_curves, snapshot_animation
 
-    training.job_view(run_dir)
+    train_jobs.job_view(run_dir)
     history = read_jsonl(run_dir / METRICS_NAME)
     loss_curves(history).to_json()
     if (fig := metric_curves(history)) is not None:
         fig.to_json()
-    snaps = training.snapshot_view(run_dir) if snapshots else None
+    snaps = train_page.snapshot_view(run_dir) if snapshots else None
     if snaps is not None:
         snapshot_animation(snaps.frames, snaps.epochs, snaps.labels, snaps.class_names).to_json()
-    training.tail(run_dir)
+    train_jobs.tail(run_dir)
 
 
 def app_run(root: Path, name: str, kind: str, data: str, model: dict, train: dict) -> dict:
-    from lsx.app import training
+    from lsx.app import train_form, train_jobs
 
     start, cpu, own = time.perf_counter(), _children_cpu(), time.process_time()
-    req = training.prepare_request(root, name, kind, data, None, model, {**COMMON_TRAIN, **train})
-    run_dir = training.start_job(req)
-    proc = training.registry().procs[str(run_dir)]
+    req = train_form.prepare_request(root, name, kind, data, None, model, {**COMMON_TRAIN, **train})
+    run_dir = train_jobs.start_job(req)
+    proc = train_jobs.registry().procs[str(run_dir)]
     polls, poll_s = 0, 0.0
     while proc.poll() is None:
         t0 = time.perf_counter()
@@ -110,9 +110,9 @@ def app_run(root: Path, name: str, kind: str, data: str, model: dict, train: dic
     wall = time.perf_counter() - start
     # CPU: the training process, plus this process's start-up and polling work (the server's)
     cpu = _children_cpu() - cpu + time.process_time() - own
-    view = training.job_view(run_dir)
+    view = train_jobs.job_view(run_dir)
     if view.state != "completed":
-        raise SystemExit(f"app run failed: {view.error}\n{training.tail(run_dir)}")
+        raise SystemExit(f"app run failed: {view.error}\n{train_jobs.tail(run_dir)}")
     return {"wall_s": wall, "cpu_s": cpu, "polls": polls, "poll_s": poll_s}
 
 

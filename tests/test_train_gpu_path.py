@@ -115,7 +115,7 @@ def test_app_form_offers_the_new_fields_and_its_command_line_reads_them_back(tmp
     """The Train page builds its form from TrainConfig and runs the CLI with string values."""
     import dataclasses
 
-    from lsx.app.training import TrainRequest, train_specs
+    from lsx.app.train_form import TrainRequest, train_specs
     from lsx.cli import build_parser
 
     specs = {s.name: s for s in train_specs()}
