@@ -27,40 +27,20 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from _server import CHROMIUM_ARGS, copy_run, start_server, stop  # bench/_server.py
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "pages" / "2_latent_map.py"
 DEFAULT_RUN = ROOT / "checkpoints" / "demo-vae-mnist5k"
-RUN_FILES = ("config.json", "model.safetensors", "metrics.jsonl", "status.json")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 POINTS_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
   return gd && gd._fullData ? gd._fullData.reduce((s, t) => s + (t._length || 0), 0) : 0; }"""
-
-
-def copy_run(run_dir: Path, root: Path) -> Path:
-    dest = root / run_dir.name
-    dest.mkdir(parents=True)
-    for name in RUN_FILES:
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, dest / name)
-    return dest
 
 
 # ------------------------------------------------------------------------------ AppTest
@@ -125,42 +105,16 @@ def apptest(run_dir: Path) -> dict:
 # ------------------------------------------------------------------------------ browser
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def time_to_chart(run_dir: Path) -> dict[str, float]:
     """Seconds from ``streamlit run`` (new process) to the server answering, to the chart drawn,
     and for a second browser tab on the same server (in-memory caches warm)."""
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    env = {**os.environ, "LSX_CHECKPOINTS": str(run_dir.parent)}
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.headless", "true", "--server.port", str(port),
-        "--global.developmentMode", "false", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        start = time.perf_counter()
-        server = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
+        server, url, ready = start_server(run_dir.parent, None, timeout=60.0)
+        start = time.perf_counter() - ready  # the chart time counts from the server's start
         try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                        if r.read() == b"ok":
-                            break
-                except OSError:
-                    time.sleep(0.05)
-            ready = time.perf_counter() - start
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/latent_map?run={run_dir.name}")
             page.wait_for_function(POINTS_JS, timeout=600_000)
@@ -175,8 +129,7 @@ def time_to_chart(run_dir: Path) -> dict[str, float]:
                 "second_tab_chart_s": round(time.perf_counter() - start, 2),
             }
         finally:
-            server.terminate()
-            server.wait(timeout=20)
+            stop(server)
             browser.close()
 
 

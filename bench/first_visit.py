@@ -27,18 +27,14 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
+from _server import CHROMIUM_ARGS, copy_demos, start_server, stop  # bench/_server.py
+
 ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINTS = ROOT / "checkpoints"
-RUN_FILES = ("config.json", "model.safetensors", "metrics.jsonl", "status.json")
 CHART = ".js-plotly-plot .main-svg"
 # page url -> (demo run, CSS selector of its first "chart"). Home and Train show no Plotly chart
 # first: their main element is the runs table / the training form.
@@ -53,75 +49,9 @@ PAGES = {
     "compare": ("demo-vae-mnist5k", CHART),
     "large_datasets": ("demo-vae-mnist5k", "[data-testid='stMarkdown']"),
 }
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 EXCEPTION = "[data-testid='stException']"
 TITLE = "h1"  # st.title: the first thing every page draws
 POLL_MS = 50
-
-
-def copy_demos(dest: Path) -> None:
-    """The shipped demo runs without their caches (an empty disk cache)."""
-    for run in sorted(CHECKPOINTS.glob("demo-*")):
-        (dest / run.name).mkdir(parents=True)
-        for name in RUN_FILES:
-            if (run / name).is_file():
-                shutil.copy2(run / name, dest / run.name / name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(root: Path, log: Path, warmup: bool) -> tuple[subprocess.Popen, str, float]:
-    """A fresh ``streamlit run app.py``; returns the process, its URL and seconds to healthy."""
-    port = free_port()
-    env = {**os.environ, "LSX_CHECKPOINTS": str(root), "PYTHONUNBUFFERED": "1"}
-    env["LSX_CACHE_DIR"] = str(root.parent / "user-cache")  # nothing of the user's own cache
-    if not warmup:
-        env["LSX_UMAP_WARMUP"] = "0"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.headless", "true", "--server.port", str(port),
-        "--global.developmentMode", "false", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    start = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    while time.perf_counter() - start < 60:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.read().strip() == b"ok":
-                    return proc, url, time.perf_counter() - start
-        except OSError:
-            time.sleep(0.1)
-    stop(proc)
-    raise RuntimeError(f"streamlit did not become healthy in 60 s:\n{log.read_text()}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop exactly the server this script started."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def time_visit(
@@ -155,7 +85,9 @@ def visit_page(name: str, tmp: Path, timeout_s: float, warmup: bool) -> dict:
     run, selector = PAGES[name]
     root = tmp / name.replace("/", "_") / "checkpoints"
     copy_demos(root)
-    proc, url, ready = start_server(root, root.parent / "streamlit.log", warmup)
+    proc, url, ready = start_server(
+        root, root.parent / "streamlit.log", None if warmup else {"LSX_UMAP_WARMUP": "0"}, 60.0
+    )
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(

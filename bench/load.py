@@ -41,104 +41,26 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
+from _server import CHROMIUM_ARGS, copy_demos, health, start_server, stop  # bench/_server.py
+
 ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINTS = ROOT / "checkpoints"
-RUN_FILES = ("config.json", "model.safetensors", "metrics.jsonl", "status.json")
 RUN = "demo-vae-mnist5k"  # 5,000 images: projections cost real time
 METHODS = ("PCA", "UMAP", "TSNE")  # the projection picker's labels
-HOST = "127.0.0.1"
 GRACE_S = 30.0  # a step that starts before the end of the load may take this much longer
 SESSION_TTL_S = 120.0  # Streamlit's server.disconnectedSessionTTL default (1.67)
 IDLE_CPU = 0.05  # "idle": under 5 % of one core ...
 IDLE_FOR_S = 10  # ... for this many one-second samples in a row
 APP = "[data-testid='stApp']"
 EXCEPTION = "[data-testid='stException']"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 # ------------------------------------------------------------------ server and measurements
-
-
-def copy_demos(dest: Path) -> None:
-    """The shipped demo runs without their caches."""
-    for run in sorted(CHECKPOINTS.glob("demo-*")):
-        (dest / run.name).mkdir(parents=True)
-        for name in RUN_FILES:
-            if (run / name).is_file():
-                shutil.copy2(run / name, dest / run.name / name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def start_server(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """``streamlit run app.py`` on loopback; returns the process and its URL once healthy."""
-    port = free_port()
-    env = {**os.environ, "LSX_CHECKPOINTS": str(root), "PYTHONUNBUFFERED": "1"}
-    env["LSX_CACHE_DIR"] = str(root.parent / "user-cache")
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.headless", "true", "--server.address", HOST, "--server.port", str(port),
-        "--global.developmentMode", "false", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()}")
-        if health(url, 2.0) is not None:
-            return proc, url
-        time.sleep(0.2)
-    stop(proc)
-    raise RuntimeError(f"streamlit did not become healthy in 90 s:\n{log.read_text()}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop exactly the server this script started."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
-def health(url: str, timeout: float) -> float | None:
-    """Seconds for ``GET /_stcore/health`` to answer ``ok``; None on failure."""
-    start = time.perf_counter()
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=timeout) as resp:
-            ok = resp.read().strip() == b"ok"
-    except OSError:
-        return None
-    return time.perf_counter() - start if ok else None
 
 
 def _children() -> dict[int, list[int]]:
@@ -459,7 +381,7 @@ def main() -> None:
         copy_demos(root)
         log = Path(tmp) / "streamlit.log"
         started = time.monotonic()
-        proc, url = start_server(root, log)
+        proc, url, _ = start_server(root, log)
         ready_s = time.monotonic() - started
         sampler = Sampler(url, proc.pid, args.health_timeout)
         try:
