@@ -7,7 +7,6 @@ import os
 import pickle
 import re
 import struct
-import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -28,6 +27,7 @@ from lsx.checkpoint import (
 )
 from lsx.errors import CheckpointError, DatasetError, LsxError
 from lsx.models import build_model, make_config
+from tests.waiting import within
 
 MB = 1_000_000
 
@@ -73,23 +73,6 @@ def peak_bytes(fn):
         return out, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-
-
-def within(seconds: float, fn):
-    """Run ``fn`` in a thread; fail (instead of hanging the suite) if it takes longer."""
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["out"] = fn()
-        except BaseException as err:  # noqa: BLE001 - handed to the test
-            box["out"] = err
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    return box["out"]
 
 
 # ------------------------------------------------------------------------------ item 2: caps

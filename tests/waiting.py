@@ -50,3 +50,24 @@ def rerun_until_shown(at: Any) -> bool:
     if at.info:
         at.run(timeout=60)
     return not at.info
+
+
+def within(seconds: float, fn: Callable[[], T]) -> T | BaseException:
+    """``fn()`` in a thread, or the exception it raised; fail instead of hanging the suite when
+    it is still running after ``seconds`` (a read that blocks on a FIFO, a device that never
+    ends)."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["out"] = fn()
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            box["out"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    return box["out"]

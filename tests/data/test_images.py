@@ -19,6 +19,7 @@ from lsx.data.images import (
     to_array,
 )
 from lsx.errors import DatasetError
+from tests.waiting import within
 
 
 def _encode(img: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
@@ -208,25 +209,6 @@ def test_resize_batch():
 # ------------------------------------------------------------------------------ reading from a path
 
 
-def _within(seconds: float, fn):
-    """``fn()`` (or the exception it raised) in a thread; fail instead of hanging the suite."""
-    import threading
-
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["out"] = fn()
-        except BaseException as err:  # noqa: BLE001 - handed to the test
-            box["out"] = err
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds} s"
-    return box["out"]
-
-
 def _release_fifo(path) -> None:
     """A writer that opens and closes gives a (regressed) blocked reader EOF."""
     import os
@@ -244,7 +226,7 @@ def test_read_image_file_refuses_a_fifo_without_blocking(tmp_path):
 
     os.mkfifo(tmp_path / "p.png")
     try:
-        err = _within(10, lambda: read_image_file(tmp_path / "p.png", root=tmp_path, name="p.png"))
+        err = within(10, lambda: read_image_file(tmp_path / "p.png", root=tmp_path, name="p.png"))
     finally:
         _release_fifo(tmp_path / "p.png")
     assert isinstance(err, DatasetError)
@@ -263,13 +245,13 @@ def test_read_image_file_refuses_links_out_of_the_folder_and_devices(tmp_path):
     (root / "real.png").write_bytes(_encode(_gradient()))
     (root / "in.png").symlink_to(root / "real.png")
     for name, message in [("z.png", "outside the dataset folder"), ("out.png", "outside the")]:
-        err = _within(10, lambda n=name: read_image_file(root / n, root=root, name=n))
+        err = within(10, lambda n=name: read_image_file(root / n, root=root, name=n))
         assert isinstance(err, DatasetError)
         assert message in str(err)
     assert read_image_file(root / "in.png", root=root) == outside.read_bytes()  # a link inside
     with pytest.raises(DatasetError, match="is a symbolic link; pass the image file itself"):
         read_image_file(root / "in.png")  # no root: no link at all
-    err = _within(10, lambda: read_image_file("/dev/zero", root="/dev", name="zero"))
+    err = within(10, lambda: read_image_file("/dev/zero", root="/dev", name="zero"))
     assert isinstance(err, DatasetError)
     assert "zero is a device or socket, not a regular file" in str(err)
 
