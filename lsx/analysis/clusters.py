@@ -1,19 +1,9 @@
-"""Decoder-free inference in a latent space with known clusters (docs/methods.md).
+"""Metrics, colourings and the centre overlay of latent spaces with known clusters
+(docs/methods.md): accuracies, grouping ratio, sanity table, overlap warnings.
 
-For a configured ``sae`` checkpoint the clusters are its configured centres and spheres: a label
-is the nearest configured centre, per label attribute, with no decoder and no classifier. For any
-other kind the same functions use class centroids of the training latents (rule ``"centroid"``),
-with a sphere that holds 95 % of the class's training points, so the Lookup page works for every
-model and says which rule it used.
-
-Pure: arrays (or a model plus arrays) in; arrays, floats or frozen dataclasses out. Each result
-carries per attribute: predicted class, distance, margin to the second centre, in-sphere flag,
-the distance's percentile among the training points of that class, and an out-of-distribution
-flag (farther than ``max(ood_factor * radius, 99th percentile)`` from every centre).
-
-The spaces and the lookup live in :mod:`lsx.analysis.cluster_space` (re-exported here); this
-module adds the metrics (accuracies, grouping ratio, sanity table, overlap warnings), the
-latent-map colourings and the centre overlay.
+The cluster spaces and the decoder-free lookup (configured ``sae`` centres, or class centroids
+for every other kind) live in :mod:`lsx.analysis.cluster_space`; every public name there is
+re-exported here.
 """
 
 from __future__ import annotations
