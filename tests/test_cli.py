@@ -103,3 +103,17 @@ def test_python_m_lsx_train_module_entry_point(tmp_path):
     header = json.loads((tmp_path / "m" / "config.json").read_text())
     assert header["config"]["beta"] == 0.5
     assert header["data"]["hash"]
+
+
+def test_a_closed_pipe_ends_a_listing_quietly():
+    # the reader goes away before the listing is printed (as `lsx runs | head` does)
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lsx", "runs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141
+    assert b"Traceback" not in err

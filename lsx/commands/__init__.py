@@ -8,6 +8,7 @@ command is a module here plus one line in ``lsx.cli.COMMANDS``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -33,7 +34,7 @@ def run_handled(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     -------
     int
         The exit code: the handler's, 2 after an :class:`~lsx.errors.LsxError`, 130 after
-        KeyboardInterrupt.
+        KeyboardInterrupt, 141 when the reader of stdout went away (``lsx runs | head``).
     """
     try:
         return handler(args)
@@ -43,3 +44,6 @@ def run_handled(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
     except KeyboardInterrupt:
         print("interrupted; the last good checkpoint is intact", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `lsx runs | head`: stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
