@@ -19,6 +19,8 @@ The worker threads run lsx code only, never a Streamlit call (they have no Scrip
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 import time
@@ -40,6 +42,19 @@ WARMUP_IDLE_S = 3.0  # ... and then until no page script has run for this long
 IDLE_CHECK_S = 0.25
 SCRIPT_THREAD = "ScriptRunner"  # Streamlit runs each page script in "ScriptRunner.scriptThread"
 ICON = ":material/hourglass_top:"  # Streamlit ships this font; an emoji needs a system font
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the OS (glibc ``malloc_trim``); best effort elsewhere.
+
+    A fit frees hundreds of MB in many small blocks spread over the worker thread's malloc arena;
+    glibc keeps them mapped, so without this the server's RSS stays at its peak after a burst of
+    fits although nothing holds the memory (measured by ``bench/load.py``).
+    """
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
+        pass
 
 
 def _lower_priority() -> None:
@@ -143,8 +158,11 @@ class Jobs:
 
     def _run(self, fit: Callable[[], Any], record: FitProgress) -> Any:
         start = time.perf_counter()
-        with reporting_progress(record.update):
-            out = fit()
+        try:
+            with reporting_progress(record.update):
+                out = fit()
+        finally:
+            release_memory()
         if record.n_points:
             with self.lock:
                 self.speed[record.method] = (time.perf_counter() - start) / record.n_points
@@ -206,6 +224,13 @@ def warmup_enabled() -> bool:
     return os.environ.get(WARMUP_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def _then_release(compute: Callable[[], Any]) -> Any:
+    try:
+        return compute()
+    finally:
+        release_memory()
+
+
 class Results:
     """Small results computed in one background thread and kept in memory (LRU)."""
 
@@ -225,7 +250,7 @@ class Results:
         with self.lock:
             future = self.futures.get(key)
             if future is None or (future.done() and future.exception() is not None):
-                future = self.pool.submit(compute)
+                future = self.pool.submit(_then_release, compute)
                 self.futures[key] = future
             self.futures.move_to_end(key)
             while len(self.futures) > self.max_entries:
