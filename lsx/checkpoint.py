@@ -47,6 +47,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 METRICS_NAME = "metrics.jsonl"
 STATUS_NAME = "status.json"
+# an embedding set (lsx.embeddings: latents without a model) lives beside the runs; not a run
+EMBEDDING_SET_FILE = "embeddings.json"
 TRAIN_STATE_NAME = "train_state.pt"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
@@ -453,6 +455,8 @@ def list_runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
                 continue
             if not entry.is_dir():
                 skipped.append((entry.name, "not a run folder (a file)"))
+                continue
+            if (entry / EMBEDDING_SET_FILE).is_file():  # listed by lsx.embeddings instead
                 continue
             info = inspect_run(entry)
             reason = incomplete_reason(entry, info.status)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "search": "lsx.search",
     "reproduce": "lsx.commands.reproduce",
     "synth-npy": "lsx.commands.synth",
+    "import-embeddings": "lsx.commands.import_embeddings",
     "runs": "lsx.commands.runs",
     "export": "lsx.commands.export",
     "datasets": "lsx.commands.datasets",
