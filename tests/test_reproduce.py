@@ -37,6 +37,14 @@ def test_quick_budget_writes_a_report_per_claim_and_reuses_runs(tmp_path, capsys
     assert row["pixels_logreg"] > 0.9  # raw pixels are a strong baseline on digits
     assert "(n = 1)" in sae["table"]
     assert not row["sae_reused"]
+    atoms = json.loads((tmp_path / "atoms.json").read_text())
+    vq = ["vqvae", "vqvae-ema", "vqvae-ema-restart-kmeans"]
+    assert [r["model"] for r in atoms["rows"]] == ["scvae", *vq, "vae", "ae"]
+    assert atoms["best_vqvae"] in vq
+    best_psnr = max(r["psnr"] for r in atoms["rows"] if r["model"] in vq)
+    assert next(r for r in atoms["rows"] if r["model"] == atoms["best_vqvae"])["psnr"] == best_psnr
+    assert atoms["verdicts"][0]["setting"].endswith(f"{atoms['best_vqvae']} (best VQ-VAE) (PSNR)")
+    assert all(r["restarts"] == 0 for r in atoms["rows"] if r["model"] in vq[:2])  # restarts off
     cons = json.loads((tmp_path / "consistency.json").read_text())
     assert {r["consistency"] for r in cons["rows"]} == {0.0, 1e-3, 1e-2, 1e-1, 1.0}
     assert cons["settings"]["latent_dim"] == 32

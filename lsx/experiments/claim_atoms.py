@@ -1,11 +1,12 @@
 """Claim 2 (Xiao et al. 2025, docs/methods.md): SC-VAE reconstructs better than VQ-VAE at a
 matched latent size and dictionary budget, and avoids codebook collapse.
 
-``scvae``, ``vqvae``, ``vae`` and ``ae`` with the settings of the shipped demo runs
+``scvae``, three VQ-VAE variants, ``vae`` and ``ae`` with the settings of the shipped demo runs
 (``lsx.demos``: spatial latent, 16 channels on the H/4 x W/4 grid, K = 64 atoms / codes), one
 run each per seed, scored on the test split (MSE, PSNR, SSIM) and on atom / code usage. The
-VQ-VAE here is lsx's plain one (straight-through, no EMA, no dead-code restarts, no k-means
-initialisation): it is *not* the strongest VQ-VAE, which the verdict says.
+VQ-VAE variants (:data:`VARIANTS`) are the plain one (straight-through, codebook loss), one with
+EMA codebook updates, and one with EMA, dead-code restarts and k-means initialisation; SC-VAE is
+judged against the best of them, so a win is not against a weakened baseline.
 ``bench/atoms.py`` uses :func:`quality_row` and :func:`aggregate` from here.
 """
 
@@ -21,6 +22,21 @@ import numpy as np
 from lsx.experiments.common import RULE, compare, pm
 
 KINDS = ("scvae", "vqvae", "vae", "ae")
+# model name -> (kind, fields over the demo's); the remedies' settings are the common ones
+# (decay 0.99 as in van den Oord et al.; a restart after 20 idle steps, ~2/3 of an mnist5k
+# epoch at batch 128), fixed here before any number was seen, never tuned on the results
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "scvae": ("scvae", {}),
+    "vqvae": ("vqvae", {}),
+    "vqvae-ema": ("vqvae", {"codebook_update": "ema", "ema_decay": 0.99}),
+    "vqvae-ema-restart-kmeans": (
+        "vqvae",
+        {"codebook_update": "ema", "ema_decay": 0.99, "dead_code_restart": 20, "kmeans_init": True},
+    ),
+    "vae": ("vae", {}),
+    "ae": ("ae", {}),
+}
+VQ_VARIANTS = tuple(name for name, (kind, _) in VARIANTS.items() if kind == "vqvae")
 SHARED = ("latent_dim", "hidden_dim", "spatial", "arch")  # what ae/vae take from the demo
 TITLE = "SC-VAE reconstructs better than VQ-VAE at matched size (Xiao et al. 2025)"
 STATEMENT = (
@@ -30,11 +46,14 @@ STATEMENT = (
 # data, epochs, hidden_dim override; the model settings are always the mnist5k demo's
 BUDGETS = {"full": ("mnist5k", None, None), "quick": ("digits", 1, 8)}
 CLAIM_RULE = (
-    f"{RULE} Metric: test PSNR (dB). The claim holds when `scvae` wins against `vqvae`; the "
-    "comparison with the plain `ae` of the same latent size is reported the same way but does "
-    "not decide the claim. Caveat fixed in advance: lsx's `vqvae` has none of the standard "
-    "remedies (EMA codebook, dead-code restarts, k-means initialisation), so a win is against "
-    "a plain VQ-VAE, not the best one."
+    f"{RULE} Metric: test PSNR (dB). Three VQ-VAE variants are trained: plain (`vqvae`), EMA "
+    "codebook updates (`vqvae-ema`), and EMA with dead-code restarts and k-means "
+    "initialisation (`vqvae-ema-restart-kmeans`). The best VQ-VAE is the variant with the "
+    "highest mean test PSNR over the seeds (picked on the test split itself, which can only "
+    "favour the baseline). The claim holds when `scvae` wins against the best VQ-VAE; a tie or "
+    "a loss means it does not hold. `scvae` against each other VQ-VAE variant, against the "
+    "plain `ae` of the same latent size and against the `vae` is reported the same way but "
+    "does not decide the claim."
 )
 
 
@@ -53,10 +72,11 @@ def demo_settings(kind: str, data: str) -> tuple[dict, dict]:
 
 def quality_row(
     kind: str, data: str, seed: int, epochs: int | None, *, run_dir: Path | None = None,
-    hidden_dim: int | None = None, settings_from: str | None = None,
+    hidden_dim: int | None = None, settings_from: str | None = None, variant: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train (or reuse, when ``run_dir`` is given) one run and score it on the test split;
-    the settings are the demo's for ``settings_from`` (default: ``data``)."""
+    the settings are the demo's for ``settings_from`` (default: ``data``), with the fields of
+    the :data:`VARIANTS` entry ``variant`` over them (``row["model"]``; default: ``kind``)."""
     import torch
 
     from lsx.analysis.atoms import atom_stats, code_stats
@@ -71,6 +91,8 @@ def quality_row(
     model_fields, train_fields = demo_settings(kind, settings_from or data)
     if hidden_dim is not None:
         model_fields["hidden_dim"] = hidden_dim
+    if variant is not None:
+        model_fields.update(VARIANTS[variant][1])
     train_fields = {**train_fields, "seed": seed, "device": "cpu", "threads": 1}
     if epochs is not None:
         train_fields["epochs"] = epochs
@@ -86,7 +108,8 @@ def quality_row(
     else:
         model, train_s, _ = train_or_reuse(run_dir, config, train, ds)
     q = reconstruction_quality(model, ds.x_test).summary()
-    row = {"data": data, "kind": kind, "seed": seed, "epochs": train_fields["epochs"], **q}
+    row = {"data": data, "kind": kind, "model": variant or kind, "seed": seed,
+           "epochs": train_fields["epochs"], **q}  # fmt: skip
     row["latent_numel"] = int(np.prod(model.latent_shape))
     row["train_s"] = round(train_s, 1)
     x_all = np.concatenate([ds.x_train, ds.x_test])
@@ -97,6 +120,7 @@ def quality_row(
     elif kind == "vqvae":
         s = code_stats(model, x_all)
         row.update(share_used=s.share_used, dead=len(s.dead), perplexity=s.perplexity)
+        row["restarts"] = int(model.restarts) if hasattr(model, "restarts") else 0
     return row
 
 
@@ -123,27 +147,37 @@ def run_claim(budget: str, seeds: list[int], out: Path) -> dict[str, Any]:
     data, epochs, hidden = BUDGETS[budget]
     rows = [
         quality_row(kind, data, seed, epochs, hidden_dim=hidden, settings_from="mnist5k",
-                    run_dir=Path(out) / "runs" / "atoms" / f"{data}-{kind}-s{seed}")
-        for kind in KINDS for seed in seeds
+                    variant=name,
+                    run_dir=Path(out) / "runs" / "atoms" / f"{data}-{name}-s{seed}")
+        for name, (kind, _) in VARIANTS.items() for seed in seeds
     ]  # fmt: skip
-    lines = ["| model | PSNR (dB) | SSIM | atoms / codes used | dead |", "|---|---|---|---|---|"]
-    for kind in KINDS:
-        g = [r for r in rows if r["kind"] == kind]
+    psnr = {name: [r["psnr"] for r in rows if r["model"] == name] for name in VARIANTS}
+    best = max(VQ_VARIANTS, key=lambda name: statistics.mean(psnr[name]))
+    lines = [
+        "| model | PSNR (dB) | SSIM | atoms / codes used | dead | restarts |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in VARIANTS:
+        g = [r for r in rows if r["model"] == name]
         used = pm([100 * r["share_used"] for r in g if "share_used" in r], "{:.1f} %")
         dead = pm([r["dead"] for r in g if "dead" in r], "{:.1f}")
+        restarts = pm([r["restarts"] for r in g if "restarts" in r], "{:.0f}")
+        mark = " (best VQ-VAE)" if name == best else ""
         lines.append(
-            f"| `{kind}` | {pm([r['psnr'] for r in g])} | {pm([r['ssim'] for r in g], '{:.3f}')}"
-            f" | {used} | {dead} |"
+            f"| `{name}`{mark} | {pm(psnr[name])} | {pm([r['ssim'] for r in g], '{:.3f}')}"
+            f" | {used} | {dead} | {restarts} |"
         )
-    psnr = {k: [r["psnr"] for r in rows if r["kind"] == k] for k in KINDS}
+    others = [best, *[v for v in VQ_VARIANTS if v != best], "ae", "vae"]
     verdicts = [
-        {"setting": f"{data}: scvae vs {o} (PSNR)", "verdict": compare(psnr["scvae"], psnr[o])}
-        for o in ("vqvae", "ae", "vae")
-    ]
+        {"setting": f"{data}: scvae vs {o}{' (best VQ-VAE)' if o == best else ''} (PSNR)",
+         "verdict": compare(psnr["scvae"], psnr[o])}
+        for o in others
+    ]  # fmt: skip
     decisive = verdicts[0]["verdict"]
-    overall = {"n = 1": "no verdict (n = 1)", "wins": "holds (against a plain VQ-VAE)"}.get(
-        decisive, "does not hold"
-    )
+    overall = {
+        "n = 1": "no verdict (n = 1)",
+        "wins": f"holds (against the best VQ-VAE variant, {best})",
+    }.get(decisive, f"does not hold (against the best VQ-VAE variant, {best})")
     model, train = demo_settings("scvae", "mnist5k")
     return {
         "title": TITLE,
@@ -152,12 +186,14 @@ def run_claim(budget: str, seeds: list[int], out: Path) -> dict[str, Any]:
         "settings": {
             "data": data,
             "scvae model": model,
+            "vq-vae variants": {v: VARIANTS[v][1] for v in VQ_VARIANTS},
             "train": train,
             "epochs": epochs,
             "hidden_dim override": hidden,
             "threads": 1,
         },  # fmt: skip
         "table": "\n".join(lines),
+        "best_vqvae": best,
         "verdicts": verdicts,
         "verdict": overall,
         "rows": rows,
