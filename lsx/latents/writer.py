@@ -1,9 +1,16 @@
 """Encoding a whole image source into a latent store (:func:`encode_to_store`, ``lsx encode``).
 
 Streams batches through ``model.encode`` into the store's memory-mapped ``.npy`` files, flushing
-and atomically rewriting the manifest every few batches, so memory stays bounded and an
-interrupted encode resumes where the manifest says. One writer per store
-(:class:`lsx.files.FolderLock`). The store layout is described in :mod:`lsx.latents.store`.
+every few batches and then recording how far it got (:mod:`lsx.latents.progress`), so memory stays
+bounded and an interrupted encode resumes where it stopped. The store layout is described in
+:mod:`lsx.latents.store`.
+
+Several processes (``torchrun ... -m lsx encode``; ``dist`` is their
+:class:`lsx.distributed.DistContext`) share one store: rank 0 alone holds the store's
+:class:`lsx.files.FolderLock`, checks what is already done, creates the arrays and shares out the
+rest before any rank writes; each rank writes only its rows, in whole batches of the one batch
+grid, and keeps its own progress file; rank 0 writes the complete manifest last, after every rank
+finished. A store is never served until then (:func:`lsx.latents.store.open_store`).
 """
 
 from __future__ import annotations
@@ -15,15 +22,16 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from lsx.data.lazy import SPLITS, ImageSource
-from lsx.errors import ConfigError, DatasetError, DataShapeError
+from lsx.errors import ConfigError, DatasetError, DataShapeError, LsxError
 from lsx.files import LOCK_NAME, FolderLock, atomic_write_json
+from lsx.latents import progress as prog
 from lsx.latents.store import (
     _IDENTITY,
     FORMAT_VERSION,
@@ -37,9 +45,40 @@ from lsx.latents.store import (
     open_store,
 )
 
-FLUSH_EVERY_BATCHES = 8  # rows_done is saved at least this often ...
+FLUSH_EVERY_BATCHES = 8  # progress is saved at least this often ...
 FLUSH_EVERY_S = 10.0  # ... and at least this often (seconds), whichever comes first
 _ENCODE_LOCKED = "Another `lsx encode` is writing {folder} (process {pid}); wait for it to finish."
+
+
+class Collectives(Protocol):
+    """What :func:`encode_to_store` needs of the processes it runs in
+    (:class:`lsx.distributed.DistContext` has it)."""
+
+    rank: int
+    world_size: int
+
+    def broadcast_object(self, obj: Any) -> Any: ...
+    def gather_objects(self, obj: Any) -> list[Any]: ...
+    def barrier(self) -> None: ...
+    def maybe_fault(self, global_step: int) -> None: ...
+
+
+class _Alone:
+    """One process: collectives that return their input."""
+
+    rank, world_size = 0, 1
+
+    def broadcast_object(self, obj: Any) -> Any:
+        return obj
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def barrier(self) -> None:
+        pass
+
+    def maybe_fault(self, global_step: int) -> None:
+        pass
 
 
 def _identity(model: nn.Module, source: ImageSource, checkpoint_sha: str, split: str, n: int):
@@ -58,44 +97,59 @@ def _identity(model: nn.Module, source: ImageSource, checkpoint_sha: str, split:
     }
 
 
-def _diff(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+def _diff(old: dict[str, Any], new: dict[str, Any], now: str = "now") -> str | None:
     """Why an existing manifest does not describe what is asked now, or None."""
     parts = []
-    for key in _IDENTITY:
+    for key in new:
         if old.get(key) == new[key]:
             continue
         if key == "source" and isinstance(old.get(key), dict):
             parts += [
-                f"source {k} {old[key].get(k)!r} (now {v!r})"
+                f"source {k} {old[key].get(k)!r} ({now} {v!r})"
                 for k, v in new[key].items()
                 if old[key].get(k) != v and k != "label_names"
             ] or ["source label names differ"]
         else:
-            parts.append(f"{key} {old.get(key)!r} (now {new[key]!r})")
+            parts.append(f"{key} {old.get(key)!r} ({now} {new[key]!r})")
     return "; ".join(parts) or None
 
 
-def _resume_point(store_dir: Path, identity: dict[str, Any]) -> tuple[int, int | None, str | None]:
-    """(rows_done, batch_size of the earlier encode, why it must restart) for an existing store."""
+def _check_agreement(dist: Collectives, mine: dict[str, Any]) -> None:
+    """Raise ConfigError on every rank unless all ranks encode the same weights, data, split
+    and batches into the same store (each rank hashed its own files)."""
+    everyone = dist.gather_objects(mine)
+    for rank, theirs in enumerate(everyone[1:], start=1):
+        diff = _diff(everyone[0], theirs, now=f"rank {rank}:")
+        if diff:
+            raise ConfigError(
+                f"The {len(everyone)} processes disagree on what to encode: rank 0 has {diff}. "
+                "Every process must see the same run weights and data files with the same "
+                "arguments; start them with one torchrun command on one copy of the files."
+            )
+
+
+def _resume_point(store_dir: Path, identity: dict[str, Any]):
+    """(done ranges, batch_size of the earlier encode, why it must restart) for a store."""
     if not (store_dir / MANIFEST_NAME).exists():
-        return 0, None, None
+        return [], None, None
     try:
         old = _read_manifest(store_dir)
     except DatasetError as err:
-        return 0, None, str(err).split(". Run")[0]
-    diff = _diff(old, identity)
+        return [], None, str(err).split(". Run")[0]
+    diff = _diff({k: old.get(k) for k in _IDENTITY}, {k: identity[k] for k in _IDENTITY})
     if diff:
-        return 0, None, f"the store was made with {diff}"
+        return [], None, f"the store was made with {diff}"
     try:
         for name, (shape, dtype) in _array_specs(old).items():
             _open_array(store_dir / name, shape, dtype, "r")
     except DatasetError as err:
-        return 0, None, str(err)
+        return [], None, str(err)
     done = old["rows_done"]
     if not isinstance(done, int) or not 0 <= done <= identity["n"]:
-        return 0, None, f"its manifest has an invalid rows_done {done!r}"
+        return [], None, f"its manifest has an invalid rows_done {done!r}"
     batch = old.get("batch_size")
-    return done, batch if isinstance(batch, int) and batch > 0 else None, None
+    ranges = prog.read_done(store_dir, identity["n"], done)
+    return ranges, batch if isinstance(batch, int) and batch > 0 else None, None
 
 
 def _fresh(store_dir: Path, identity: dict[str, Any], source: ImageSource, rows: np.ndarray):
@@ -104,7 +158,7 @@ def _fresh(store_dir: Path, identity: dict[str, Any], source: ImageSource, rows:
         if path.name == LOCK_NAME:
             continue
         if path.is_dir():
-            shutil.rmtree(path)  # e.g. projections of the old store
+            shutil.rmtree(path)  # e.g. projections of the old store, its progress
         else:
             path.unlink()
     for name, (shape, dtype) in _array_specs(identity).items():
@@ -115,6 +169,58 @@ def _fresh(store_dir: Path, identity: dict[str, Any], source: ImageSource, rows:
             a[:] = source.labels[name[len("labels-") : -len(".npy")]][rows]
         a.flush()
         del a
+
+
+def _prepare(store_dir, identity, source, rows, batch_size: int, world_size: int):
+    """Rank 0, holding the lock: the plan every rank follows (arrays created, progress merged,
+    a manifest saying incomplete written) or ``{"complete": True}``."""
+    from lsx.cache import library_versions  # lazy: lsx.cache imports the projection stack
+
+    n = len(rows)
+    done, old_batch, stale = _resume_point(store_dir, identity)
+    if not stale and done == [(0, n)] and _read_manifest(store_dir)["complete"]:
+        return {"complete": True, "stale": None}
+    if not done or stale:
+        _fresh(store_dir, identity, source, rows)
+        done, seconds, created = [], 0.0, _now()
+    else:
+        old = _read_manifest(store_dir)  # size-capped and checked, as every manifest read
+        batch_size = old_batch or batch_size  # the batches of the first attempt, bit for bit
+        seconds, created = float(old.get("seconds", 0.0)), old.get("created", _now())
+    prog.consolidate(store_dir, done)  # .encode/ exists before a manifest counts by it
+    manifest = {
+        **identity,
+        "rows_done": prog.rows_in(done),
+        "complete": False,
+        "batch_size": batch_size,
+        "seconds": round(seconds, 3),
+        "rows_per_s": None,
+        "world_size": world_size,
+        "versions": library_versions(),
+        "created": created,
+        "updated": _now(),
+    }
+    if stale:
+        manifest["recomputed_because"] = stale
+    atomic_write_json(store_dir / MANIFEST_NAME, manifest)
+    pieces = prog.share(done, n, batch_size, world_size)
+    return {"complete": False, "stale": stale, "manifest": manifest, "pieces": pieces}
+
+
+def _on_rank0(dist: Collectives, work) -> Any:
+    """``work()`` on rank 0, its result on every rank; its error raised on every rank (so no
+    rank waits for a peer that gave up)."""
+    if dist.rank == 0:
+        try:
+            result = work()
+        except Exception as err:
+            dist.broadcast_object({"error": str(err) or type(err).__name__})
+            raise
+        return dist.broadcast_object({"result": result})["result"]
+    box = dist.broadcast_object(None)
+    if "error" in box:
+        raise LsxError(box["error"])
+    return box["result"]
 
 
 class _BatchReader(torch.utils.data.Dataset):
@@ -158,6 +264,106 @@ def _check_int(name: str, value: object, low: int) -> int:
     return int(value)
 
 
+@dataclasses.dataclass
+class _Job:
+    """One rank's share of an encode and where it writes."""
+
+    model: nn.Module
+    source: ImageSource
+    rows: np.ndarray
+    store_dir: Path
+    plan: dict[str, Any]
+    device: str
+    workers: int
+    dist: Collectives
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.plan["manifest"]
+
+    def save_manifest(self, *, complete: bool = False) -> None:
+        """Rank 0: the manifest with the rows every rank recorded as done so far."""
+        n = len(self.rows)
+        seconds = self.plan["seconds_before"] + time.perf_counter() - self.started
+        self.manifest.update(
+            rows_done=prog.rows_in(prog.read_done(self.store_dir, n, 0)),
+            complete=complete,
+            seconds=round(seconds, 3),
+            rows_per_s=round(n / seconds, 1) if complete and seconds > 0 else None,
+            world_size=self.dist.world_size,
+            updated=_now(),
+        )
+        atomic_write_json(self.store_dir / MANIFEST_NAME, self.manifest)
+
+
+def _encode_share(job: _Job, progress: Progress | None) -> None:
+    """Encode this rank's pieces into the maps, saving its progress every few batches."""
+    from lsx.analysis.embedding import embed
+
+    specs = _array_specs(job.manifest)
+    batch_size = job.manifest["batch_size"]
+    pieces = job.plan["pieces"][job.dist.rank]
+    alone = job.dist.world_size == 1
+    before = 0 if not alone else job.manifest["rows_done"]
+    total = sum(b - a for a, b in pieces) + before
+    maps: dict[str, np.ndarray] = {}
+
+    def reopen() -> None:
+        # A fresh map per window: pages written before leave this process's resident set.
+        maps.clear()
+        for name in ("z.npy", "recon_error.npy"):
+            maps[name] = _open_array(job.store_dir / name, *specs[name], "r+")
+
+    def save(start: int, end: int, position: int) -> None:
+        for a in maps.values():
+            a.flush()  # data first: progress never counts rows not on disk
+        prog.save_part(job.store_dir, start, end, position)
+        if job.dist.rank == 0:
+            job.save_manifest()
+
+    reopen()
+    step, rows_done, last_save, since = 0, before, time.perf_counter(), 0
+    for start, end in pieces:
+        position = start
+        try:
+            for xb in _batches(job.source, job.rows[start:end], batch_size, job.workers):
+                job.dist.maybe_fault(step)  # tests: LSX_FAULT_RANK / LSX_FAULT_STEP
+                step += 1
+                emb = embed(job.model, xb, batch_size=len(xb), device=job.device)
+                maps["z.npy"][position : position + len(xb)] = emb.z
+                maps["recon_error.npy"][position : position + len(xb)] = emb.recon_error
+                position += len(xb)
+                rows_done += len(xb)
+                since += 1
+                now = time.perf_counter()
+                if since >= FLUSH_EVERY_BATCHES or now - last_save >= FLUSH_EVERY_S:
+                    save(start, end, position)
+                    reopen()
+                    last_save, since = now, 0
+                if progress is not None:
+                    progress(rows_done, total)
+        except BaseException:  # Ctrl-C, a bad file, ...: keep what was written, then re-raise
+            with contextlib.suppress(Exception):
+                save(start, end, position)
+            raise
+        save(start, end, position)
+    maps.clear()
+
+
+def _finish(job: _Job) -> None:
+    """Rank 0, after every rank finished: check that every row is done, then the manifest."""
+    n = len(job.rows)
+    done = prog.read_done(job.store_dir, n, 0)
+    if done != [(0, n)]:
+        raise DatasetError(
+            f"{job.store_dir}: {n - prog.rows_in(done):,} of {n:,} rows were not recorded as "
+            "encoded. Run `python -m lsx encode` again with the same run and data to resume."
+        )
+    job.save_manifest(complete=True)  # last: from now on the store is served
+    shutil.rmtree(job.store_dir / prog.PROGRESS_DIR, ignore_errors=True)
+
+
 def encode_to_store(
     model: nn.Module,
     source: ImageSource,
@@ -169,6 +375,7 @@ def encode_to_store(
     device: str = "cpu",
     workers: int = 0,
     progress: Progress | None = None,
+    dist: Collectives | None = None,
 ) -> LatentStore:
     """Encode ``source`` into a latent store, streaming, resuming an interrupted encode.
 
@@ -192,7 +399,11 @@ def encode_to_store(
     workers : int
         DataLoader worker processes that read (decode) batches; 0 reads in this process.
     progress : callable (rows_done, n) or None
-        Called after each batch.
+        Called after each batch; with several processes, with this process's own share
+        (rows it encoded, rows it was given).
+    dist : lsx.distributed.DistContext or None
+        The processes of a ``torchrun`` launch, every one calling this with the same
+        arguments; None (or a world size of 1) is one process.
 
     Returns
     -------
@@ -204,8 +415,12 @@ def encode_to_store(
     DataShapeError
         The source's images do not have the model's input shape, or hold NaN/Inf.
     ConfigError
-        Bad split, batch_size or workers, or another encode is writing the same store.
+        Bad split, batch_size or workers, or processes that disagree on weights, data or
+        arguments.
+    LockedError
+        Another encode is writing the same store.
     """
+    dist = dist if dist is not None else _Alone()
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}.")
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -223,81 +438,19 @@ def encode_to_store(
         raise DatasetError(f"The {split!r} split of {source.spec!r} is empty; choose another.")
     identity = _identity(model, source, checkpoint_sha, split, len(rows))
     store_dir = Path(store_dir)
-    from lsx.analysis.embedding import embed
-    from lsx.cache import library_versions  # lazy: lsx.cache imports the projection stack
+    _check_agreement(dist, {**identity, "batch_size": batch_size, "store": str(store_dir)})
+    with contextlib.ExitStack() as stack:
 
-    with FolderLock(store_dir, _ENCODE_LOCKED):
-        done, old_batch, stale = _resume_point(store_dir, identity)
-        manifest_path = store_dir / MANIFEST_NAME
-        if not stale and done == len(rows) and _read_manifest(store_dir)["complete"]:
-            return open_store(store_dir, checkpoint_sha=str(checkpoint_sha))  # nothing to do
-        if done == 0 or stale:
-            _fresh(store_dir, identity, source, rows)
-            done, seconds, created = 0, 0.0, _now()
-        else:
-            old = _read_manifest(store_dir)  # size-capped and checked, as every manifest read
-            batch_size = old_batch or batch_size
-            seconds, created = float(old.get("seconds", 0.0)), old.get("created", _now())
-        manifest = {
-            **identity,
-            "rows_done": done,
-            "complete": done == len(rows),
-            "batch_size": batch_size,
-            "seconds": round(seconds, 3),
-            "rows_per_s": None,
-            "versions": library_versions(),
-            "created": created,
-            "updated": _now(),
-        }
-        if stale:
-            manifest["recomputed_because"] = stale
-        atomic_write_json(manifest_path, manifest)
-        specs = _array_specs(identity)
-        maps: dict[str, np.ndarray] = {}
+        def prepare() -> dict[str, Any]:
+            stack.enter_context(FolderLock(store_dir, _ENCODE_LOCKED))  # rank 0 only, to the end
+            return _prepare(store_dir, identity, source, rows, batch_size, dist.world_size)
 
-        def reopen() -> None:
-            # A fresh map per window: pages written before leave this process's resident set.
-            maps.clear()
-            for name in ("z.npy", "recon_error.npy"):
-                maps[name] = _open_array(store_dir / name, *specs[name], "r+")
-
-        def save(rows_done: int, elapsed: float, *, complete: bool = False) -> None:
-            for a in maps.values():
-                a.flush()  # data first: rows_done never counts rows not on disk
-            total = seconds + elapsed
-            manifest.update(
-                rows_done=rows_done,
-                complete=complete,
-                seconds=round(total, 3),
-                rows_per_s=round(rows_done / total, 1) if total > 0 and complete else None,
-                updated=_now(),
-            )
-            atomic_write_json(manifest_path, manifest)
-
-        reopen()
-        start = time.perf_counter()
-        last_save, batches_since = start, 0
-        position = done
-        try:
-            for xb in _batches(source, rows[done:], batch_size, workers):
-                emb = embed(model, xb, batch_size=len(xb), device=device)
-                end = position + len(xb)
-                maps["z.npy"][position:end] = emb.z
-                maps["recon_error.npy"][position:end] = emb.recon_error
-                position = end
-                batches_since += 1
-                now = time.perf_counter()
-                if batches_since >= FLUSH_EVERY_BATCHES or now - last_save >= FLUSH_EVERY_S:
-                    save(position, now - start)
-                    reopen()
-                    last_save, batches_since = now, 0
-                if progress is not None:
-                    progress(position, len(rows))
-        except BaseException:  # Ctrl-C, a bad file, ...: keep what was written, then re-raise
-            with contextlib.suppress(Exception):
-                save(position, time.perf_counter() - start)
-            raise
-        save(position, time.perf_counter() - start, complete=True)
-        maps.clear()
+        plan = _on_rank0(dist, prepare)  # the others wait here: the arrays exist after it
+        if not plan["complete"]:
+            plan["seconds_before"] = float(plan["manifest"]["seconds"])
+            job = _Job(model, source, rows, store_dir, plan, device, workers, dist)
+            _encode_share(job, progress)
+            dist.barrier()  # every rank's rows are flushed and recorded
+            _on_rank0(dist, lambda: _finish(job))
     store = open_store(store_dir, checkpoint_sha=str(checkpoint_sha))
-    return dataclasses.replace(store, recomputed_because=stale)
+    return dataclasses.replace(store, recomputed_because=plan["stale"])
