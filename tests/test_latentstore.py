@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import tracemalloc
 
@@ -16,8 +17,8 @@ from lsx.analysis.embedding import embed
 from lsx.checkpoint import save_checkpoint, weights_sha256
 from lsx.data.lazy import open_source
 from lsx.errors import DatasetError, DataShapeError
+from lsx.latents import progress, writer
 from lsx.latents import store as latentstore
-from lsx.latents import writer
 from lsx.latents.store import StaleStoreError, list_stores, open_store, store_dir_for
 from lsx.latents.writer import encode_to_store
 from lsx.models import build_model, make_config
@@ -109,6 +110,31 @@ def test_interrupted_after_batch_2_then_resumed_equals_an_uninterrupted_run(src1
     assert resumed.recomputed_because is None
     assert resumed.z.tobytes() == whole.z.tobytes()  # bitwise
     assert resumed.recon_error.tobytes() == whole.recon_error.tobytes()
+
+
+def test_a_partial_store_of_an_older_lsx_resumes_from_its_manifest_prefix(src10k, tmp_path):
+    """Before .encode/ progress files, a manifest's rows_done was the finished prefix."""
+    model = _model()
+    whole = encode_to_store(model, src10k, tmp_path / "a", checkpoint_sha="w", batch_size=BATCH)
+    want = whole.z.tobytes()
+    store_dir = tmp_path / "old"
+    shutil.copytree(tmp_path / "a", store_dir)
+    manifest = json.loads((store_dir / "manifest.json").read_text())
+    del manifest["world_size"]  # a field the older format did not have
+    manifest.update(rows_done=3 * BATCH, complete=False)
+    (store_dir / "manifest.json").write_text(json.dumps(manifest))
+    z = np.load(store_dir / "z.npy", mmap_mode="r+")
+    z[3 * BATCH :] = 0  # rows after the prefix were never written
+    z.flush()
+    del z
+    assert not (store_dir / progress.PROGRESS_DIR).exists()
+    seen = []
+    store = encode_to_store(
+        model, src10k, store_dir, checkpoint_sha="w", progress=lambda d, n: seen.append(d)
+    )
+    assert seen[0] == 4 * BATCH  # resumed after the prefix, with the store's batch size
+    assert store.z.tobytes() == want
+    assert store.manifest["world_size"] == 1
 
 
 def _encode_then_die(src, store_dir) -> None:

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from lsx.checkpoint import read_header
     from lsx.distributed import initialized, launched_by_torchrun
     from lsx.encode import encode_target
-    from lsx.errors import ConfigError
+    from lsx.errors import ConfigError, LsxError
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be >= 1; got {args.threads}.")
@@ -82,7 +82,18 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     spec, image_size = encode_target(read_header(args.run), args.run, args.data, args.image_size)
     with initialized(args.device) as ctx:  # one process: a DistContext() of world size 1
-        return _encode(args, spec, image_size, ctx)
+        try:
+            return _encode(args, spec, image_size, ctx)
+        except LsxError:
+            if ctx.distributed:  # every rank stopped on the same error: close the group, so the
+                _close_group()  # process exits with lsx's code 2 (not an abort in its teardown)
+            raise
+
+
+def _close_group() -> None:
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
 
 
 def _encode(args: argparse.Namespace, spec: str, image_size: int | None, ctx: Any) -> int:
