@@ -1,4 +1,5 @@
-"""Distributed data-parallel helpers: ``torchrun --nproc-per-node=N -m lsx train ...``.
+"""Distributed data-parallel helpers: ``torchrun --nproc-per-node=N -m lsx train ...`` (and
+``-m lsx encode ...``, where the ranks share one latent store: :mod:`lsx.latents.writer`).
 
 torchrun starts N copies of the same command and sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK`` (plus ``MASTER_ADDR``/``MASTER_PORT``) in each one's environment;
@@ -15,7 +16,8 @@ nothing.
 Fault injection for tests (read only here, in :func:`fault_at`): ``LSX_FAULT_RANK=r`` and
 ``LSX_FAULT_STEP=s`` make rank ``r`` exit at once with code 13 (``os._exit``: no cleanup, as a
 crash) just before global step ``s``; with ``LSX_FAULT_KIND=sigterm`` that rank sends itself
-SIGTERM there instead (a stop request that only one rank received).
+SIGTERM there instead (a stop request that only one rank received). In ``lsx encode`` the step
+is the number of batches that rank has encoded in this attempt.
 """
 
 from __future__ import annotations

@@ -8,18 +8,24 @@ A store is the folder ``<run_dir>/stores/<slug>/`` holding
   each entry in the source;
 - ``manifest.json``: what made it (checkpoint weights sha, model kind and latent shape, the
   source's ``describe()`` with its content hash and label names, split) and how far it got
-  (``rows_done``, ``complete``), plus batch size, seconds, rows/s, library versions and dates.
+  (``rows_done``, ``complete``), plus batch size, number of processes (``world_size``), seconds,
+  rows/s, library versions and dates.
 
 :func:`encode_to_store` reads the source in batches, encodes each under
 :func:`torch.inference_mode` and writes it into the ``.npy`` files through
-``np.lib.format.open_memmap``; every few batches it flushes the maps and then atomically rewrites
-the manifest with ``rows_done``, so memory stays bounded by the batch size and a killed or
-interrupted encode resumes where the manifest says. The maps are reopened at each flush so the
+``np.lib.format.open_memmap``; every few batches it flushes the maps and then atomically records
+its progress and the manifest's ``rows_done``, so memory stays bounded by the batch size and a
+killed or interrupted encode resumes where it stopped. The maps are reopened at each flush so the
 pages already written leave the process's resident set. A store made from another checkpoint or
 another source (different hash, shape, split or row count) is stale: it is never served, it is
 recomputed from zero and the returned store says why (``recomputed_because``).
 :func:`open_store` only reads: it refuses incomplete, stale or corrupt stores with an error that
 says what to do. The arrays it returns are read-only memory maps (``mmap_mode="r"``).
+
+While an encode runs, its progress is in the store's ``.encode/`` folder
+(:mod:`lsx.latents.progress`) and the manifest says ``complete: false`` with the rows done so
+far; under ``torchrun`` several processes fill one store and rank 0 writes the complete manifest
+last, after every process finished (:mod:`lsx.latents.writer`).
 """
 
 from __future__ import annotations
