@@ -20,7 +20,6 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from lsx import __version__
 from lsx.config import ModelConfig, config_to_dict
 from lsx.data import MAX_IMAGE_SIZE
 from lsx.errors import CheckpointError, LsxError
@@ -32,7 +31,9 @@ from lsx.files import atomic_write_json as atomic_write_json
 from lsx.files import atomic_write_with as atomic_write_with
 from lsx.files import open_regular, read_json_capped
 from lsx.files import read_jsonl as read_jsonl
-from lsx.models import build_model, config_from_json_dict
+from lsx.models import MODELS, PLUGIN_PROBLEMS, PLUGINS, build_model, config_from_json_dict
+from lsx.models.plugins import missing_kind_reason
+from lsx.version import __version__
 from lsx.weights_file import MAX_HEADER_BYTES as MAX_HEADER_BYTES
 from lsx.weights_file import (
     MAX_PARAMETERS,
@@ -86,6 +87,9 @@ def save_checkpoint(
         "train": train or {},
         "data": data or {},
     }
+    plugin = PLUGINS.get(config.kind)
+    if plugin is not None:  # what a listing without the package tells the user to install
+        header["plugin"] = {"package": plugin.package, "version": plugin.version}
     atomic_write_json(run_dir / CONFIG_NAME, header)
     model.train(was_training)
 
@@ -163,6 +167,14 @@ def read_header(run_dir: Path) -> dict[str, Any]:
 
 
 def _config_from_header(header: dict[str, Any], path: Path) -> ModelConfig:
+    kind = (header.get("config") or {}).get("kind")
+    if isinstance(kind, str) and kind not in MODELS:  # a plugin kind whose package is absent
+        plugin = header.get("plugin")
+        package = plugin.get("package") if isinstance(plugin, dict) else None
+        package = _short(package, 80) if isinstance(package, str) else None
+        raise CheckpointError(
+            f"{path}: {missing_kind_reason(_short(kind, 40), package, PLUGIN_PROBLEMS, MODELS)}"
+        )
     try:
         return config_from_json_dict(header.get("config", {}))
     except LsxError as err:
@@ -355,7 +367,7 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
 
 
 @functools.lru_cache(maxsize=RUN_CACHE_SIZE)
-def _inspect_cached(run_dir: str, key: tuple[tuple[int, int, int] | None, ...]) -> RunInfo | str:
+def _inspect_cached(run_dir: str, key: tuple[Any, ...]) -> RunInfo | str:
     """:func:`_inspect` or the reason it failed, remembered for this ``key`` (files' stat)."""
     del key  # only part of the cache key: any change to the run's files means "inspect again"
     try:
@@ -382,7 +394,10 @@ def inspect_run(run_dir: Path) -> RunInfo:
     """
     run_dir = Path(os.path.abspath(run_dir))
     names = ("", CONFIG_NAME, WEIGHTS_NAME, STATUS_NAME, METRICS_NAME)
-    result = _inspect_cached(str(run_dir), tuple(_stat_key(run_dir / n) for n in names))
+    # the installed kinds are part of the key: a plugin installed or removed (lsx.models.
+    # load_plugins) changes whether a run's kind can be built
+    key = (*(_stat_key(run_dir / n) for n in names), tuple(MODELS))
+    result = _inspect_cached(str(run_dir), key)
     if isinstance(result, str):
         raise CheckpointError(result)
     return result

@@ -159,4 +159,25 @@ def _runs_and_training(runs: list, skipped: list, root: Path) -> None:
         f"Kinds: {widgets.registry_list('kinds')}; datasets: {widgets.registry_list('datasets')}, "
         f"`folder:PATH`. The run lands in `{root}/`. `python -m lsx --help` lists every option."
     )
+    _plugin_kinds()
     st.caption(f"lsx {__version__}")
+
+
+def _plugin_kinds() -> None:
+    """The kinds installed packages add (with package and version), and each plugin that could
+    not be loaded, once, with its package and the reason; nothing when there are neither."""
+    from lsx.models import MODELS, PLUGIN_PROBLEMS, PLUGINS
+
+    if not PLUGINS and not PLUGIN_PROBLEMS:
+        return
+    st.subheader("Model kinds from installed packages")
+    if PLUGINS:
+        rows = [
+            {"kind": kind, "model": MODELS[kind].label, "package": plugin.package,
+             "version": plugin.version, "what": MODELS[kind].summary}
+            for kind, plugin in PLUGINS.items()
+        ]  # fmt: skip
+        st.dataframe(rows, hide_index=True)
+        st.caption("Trained, listed and opened like the built-in kinds (docs/own-model.md).")
+    for problem in PLUGIN_PROBLEMS:
+        st.error(f"Not loaded: {problem}. Fix or uninstall the package, then restart the app.")

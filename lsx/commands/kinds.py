@@ -1,4 +1,5 @@
-"""``python -m lsx kinds``: the model kinds and the fields of their configs."""
+"""``python -m lsx kinds``: the model kinds and the fields of their configs, then where each
+plugin kind comes from and the plugins that could not be loaded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from lsx.commands import DEFAULT_ROOT
 
-HELP = "list model kinds and their config fields"
+HELP = "list model kinds (built-in and from installed packages) and their config fields"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,9 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsx.models import MODELS
+    from lsx.models import MODELS, PLUGIN_PROBLEMS, PLUGINS
 
     for kind, spec in MODELS.items():
         fields = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(spec.config_cls))
-        print(f"{kind:6s} {spec.summary}\n       {fields}")
+        plugin = PLUGINS.get(kind)
+        origin = f" [plugin: {plugin.package} {plugin.version}]" if plugin else ""
+        print(f"{kind:6s} {spec.summary}{origin}\n       {fields}")
+    for problem in PLUGIN_PROBLEMS:
+        print(f"not loaded: {problem}")
     return 0

@@ -1,11 +1,14 @@
 """The one registry of model kinds. Pickers, loader, CLI, pages and tests iterate over ``MODELS``
 and ask it what a kind is called and what it can do (:class:`ModelSpec`, :func:`kinds_with`)
 instead of testing ``kind == ...``; a new kind is one module plus one entry here.
-``tests/models/test_registry.py`` checks every capability against the classes themselves."""
+``tests/models/test_registry.py`` checks every capability against the classes themselves.
+
+Installed packages add kinds through entry points of the group ``lsx.models``
+(:mod:`lsx.models.plugins`, docs/own-model.md): they are checked, then appended to ``MODELS``
+after the built-in kinds, so every picker, the CLI and the loader see them like built-in ones."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -16,63 +19,12 @@ from lsx.models.ae import AE, AEConfig
 from lsx.models.base import Losses
 from lsx.models.dae import DAE, DAEConfig
 from lsx.models.iwae import IWAE, IWAEConfig
+from lsx.models.plugins import Plugin, PluginProblem, discover
 from lsx.models.sae import SAE, SAEConfig
 from lsx.models.scvae import SCVAE, SCVAEConfig
+from lsx.models.spec import ModelSpec
 from lsx.models.vae import VAE, VAEConfig
 from lsx.models.vqvae import VQVAE, VQVAEConfig
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model kind: its classes, how the app names it and what it can do.
-
-    Attributes
-    ----------
-    config_cls, module_cls : type
-        The frozen config dataclass and the ``nn.Module`` built from it.
-    summary : str
-        One line, shown next to the kind in the app and the CLI.
-    label : str
-        Display name (the model family as papers write it: "AE", "SC-VAE").
-    conv_label : str
-        The name when the run's network is convolutional (``config.resolved_arch == "conv"``),
-        e.g. "CAE" for a plain autoencoder; "" = always ``label``. Use :func:`display_label`.
-    has_posterior : bool
-        The module has ``posterior(x) -> (mu, logvar)``, a Gaussian q(z|x) (the VAE family).
-    dictionary : str
-        What the rows of its dictionary are called ("atoms", "codebook vectors"); "" = it has
-        none. Models with one are what ``lsx.analysis.atoms`` computes usage statistics of.
-    sparse_codes : bool
-        Its ``code(x)`` is a float sparse code whose support varies (L0/L1 statistics apply);
-        a VQ-VAE's one index per position is not.
-    has_centres : bool
-        Configured latent centres: ``centers(attribute)`` and ``radii(attribute)`` (sae).
-    spatial : bool
-        Supports a spatial latent tensor (``spatial=True`` in its config).
-    partner : str or None
-        The kind it is compared with on the Atoms page (symmetric: scvae <-> vqvae).
-    manifold : bool
-        One of the kinds the Manifold page compares (the paper's CAE, DAE and VAE).
-    """
-
-    config_cls: type[ModelConfig]
-    module_cls: type[nn.Module]
-    summary: str
-    label: str
-    conv_label: str = ""
-    has_posterior: bool = False
-    dictionary: str = ""
-    sparse_codes: bool = False
-    has_centres: bool = False
-    spatial: bool = True
-    partner: str | None = None
-    manifold: bool = False
-
-    @property
-    def has_dictionary(self) -> bool:
-        """Atoms (scvae) or a codebook (vqvae): ``lsx.analysis.atoms`` recognises the model."""
-        return bool(self.dictionary)
-
 
 MODELS: dict[str, ModelSpec] = {
     "ae": ModelSpec(
@@ -131,6 +83,29 @@ MODELS: dict[str, ModelSpec] = {
     ),
 }
 
+BUILTIN_KINDS = tuple(MODELS)
+PLUGINS: dict[str, Plugin] = {}  # plugin kind -> the package (and version) that provides it
+PLUGIN_PROBLEMS: list[PluginProblem] = []  # entry points refused, with the reason
+
+
+def load_plugins() -> None:
+    """(Re)read the ``lsx.models`` entry points of the installed packages into ``MODELS``.
+
+    Runs once when ``lsx.models`` is imported, at the end of this module (so a plugin's own
+    ``from lsx.models import ModelSpec`` finds it). Call it again after installing a package
+    into a running process; the dicts are updated in place, so imported names stay valid.
+    """
+    for kind in PLUGINS:
+        MODELS.pop(kind, None)
+    PLUGINS.clear()
+    PLUGIN_PROBLEMS.clear()
+    builtin = {kind: MODELS[kind] for kind in BUILTIN_KINDS}
+    specs, plugins, problems = discover(builtin)
+    MODELS.update(specs)
+    PLUGINS.update(plugins)
+    PLUGIN_PROBLEMS.extend(problems)
+
+
 CAPABILITIES = (
     "has_posterior",
     "has_dictionary",
@@ -167,7 +142,11 @@ def display_label(config: ModelConfig) -> str:
 def spec_for(kind: str) -> ModelSpec:
     """The registry entry of ``kind``; a ConfigError naming the known kinds for any other."""
     if kind not in MODELS:
-        raise ConfigError(f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(MODELS))}")
+        failed = [p for p in PLUGIN_PROBLEMS if p.kind == kind]  # say why, not just "unknown"
+        why = f" ({failed[0]})" if failed else ""
+        raise ConfigError(
+            f"unknown model kind {kind!r}; known kinds: {', '.join(sorted(MODELS))}{why}"
+        )
     return MODELS[kind]
 
 
@@ -198,16 +177,24 @@ def build_model(config: ModelConfig) -> nn.Module:
     return spec_for(config.kind).module_cls(config)
 
 
+load_plugins()  # last: plugin modules import this package's names
+
 __all__ = [
+    "BUILTIN_KINDS",
     "CAPABILITIES",
     "MODELS",
+    "PLUGINS",
+    "PLUGIN_PROBLEMS",
     "Losses",
     "ModelSpec",
+    "Plugin",
+    "PluginProblem",
     "build_model",
     "config_from_json_dict",
     "dataset_fields",
     "display_label",
     "kinds_with",
+    "load_plugins",
     "make_config",
     "spec_for",
 ]
