@@ -5,13 +5,18 @@ its own (no Streamlit here); the app in ``app.py`` and ``pages/`` is a thin laye
 
     >>> from lsx.data import load_dataset
     >>> from lsx.checkpoint import load_checkpoint
+    >>> model = lsx.wrap(my_encoder, my_decoder, (1, 28, 28))     # a model trained elsewhere
+    >>> lsx.export_run(model, "checkpoints/my-vae", "ownvae")     # as a run of a plugin kind
+
+``wrap`` and ``export_run`` (:mod:`lsx.wrapping`) load torch and the model registry, so they are
+imported on first use: ``import lsx`` (and so every ``lsx.*`` import) stays light.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
 
-from lsx.errors import (  # noqa: E402
+from lsx.errors import (
     CheckpointError,
     ConfigError,
     DatasetError,
@@ -19,6 +24,18 @@ from lsx.errors import (  # noqa: E402
     LsxError,
     TrainingError,
 )
+from lsx.version import __version__
+
+_LAZY = ("wrap", "export_run", "WrappedModel")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from lsx import wrapping  # lazy: see the module docstring
+
+        return getattr(wrapping, name)
+    raise AttributeError(f"module 'lsx' has no attribute {name!r}")
+
 
 __all__ = [
     "CheckpointError",
@@ -27,5 +44,8 @@ __all__ = [
     "DatasetError",
     "LsxError",
     "TrainingError",
+    "WrappedModel",
     "__version__",
+    "export_run",
+    "wrap",
 ]

@@ -53,3 +53,17 @@ def installed(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> Iterator[None]:
                 del sys.modules[name]
         importlib.invalidate_caches()
         lsx.models.load_plugins()
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own_vae"
+
+
+def example_site(root: Path) -> tuple[Path, Path]:
+    """examples/own_vae as ``pip install`` would install it: its modules, and a dist-info with
+    the entry points its pyproject.toml declares (read from the file, not copied here)."""
+    import tomllib
+
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    site = root / "example-site"
+    write_dist(site, project["name"], project["version"], project["entry-points"]["lsx.models"])
+    return site, EXAMPLE
