@@ -21,7 +21,7 @@ def train(
 ) -> ConvVAE:
     """A ConvVAE fitted to images ``x`` of shape (n, C, H, W) in [0, 1]."""
     torch.manual_seed(seed)
-    data = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    data = torch.tensor(np.asarray(x, dtype=np.float32))  # a copy: lsx arrays are read-only
     vae = ConvVAE(channels=data.shape[1], size=data.shape[2], latent_dim=latent_dim)
     opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
     for epoch in range(epochs):
@@ -33,7 +33,7 @@ def train(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         print(f"epoch {epoch + 1}/{epochs}: loss {total / len(data):.1f}")
     return vae.eval()
 
