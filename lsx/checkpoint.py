@@ -169,12 +169,8 @@ def read_header(run_dir: Path) -> dict[str, Any]:
 def _config_from_header(header: dict[str, Any], path: Path) -> ModelConfig:
     kind = (header.get("config") or {}).get("kind")
     if isinstance(kind, str) and kind not in MODELS:  # a plugin kind whose package is absent
-        plugin = header.get("plugin")
-        package = plugin.get("package") if isinstance(plugin, dict) else None
-        package = _short(package, 80) if isinstance(package, str) else None
-        raise CheckpointError(
-            f"{path}: {missing_kind_reason(_short(kind, 40), package, PLUGIN_PROBLEMS, MODELS)}"
-        )
+        reason = missing_kind_reason(kind, header.get("plugin"), PLUGIN_PROBLEMS, MODELS)
+        raise CheckpointError(f"{path}: {reason}")
     try:
         return config_from_json_dict(header.get("config", {}))
     except LsxError as err:
@@ -394,8 +390,7 @@ def inspect_run(run_dir: Path) -> RunInfo:
     """
     run_dir = Path(os.path.abspath(run_dir))
     names = ("", CONFIG_NAME, WEIGHTS_NAME, STATUS_NAME, METRICS_NAME)
-    # the installed kinds are part of the key: a plugin installed or removed (lsx.models.
-    # load_plugins) changes whether a run's kind can be built
+    # the installed kinds too: a plugin (un)installed changes whether the run's kind builds
     key = (*(_stat_key(run_dir / n) for n in names), tuple(MODELS))
     result = _inspect_cached(str(run_dir), key)
     if isinstance(result, str):

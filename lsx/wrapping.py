@@ -351,12 +351,15 @@ def _renamed(
 
 
 def _check_same_latents(wrapped: WrappedModel, model: nn.Module, kind: str) -> None:
+    """Both models on the wrapped one's device (the same kernels: no CPU/GPU rounding gap)."""
+    param = next(wrapped.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)
-        x = torch.rand(EXPORT_CHECK_BATCH, *wrapped.config.input_shape)
-        param = next(wrapped.parameters(), None)
-        z_wrapped = wrapped.encode(x.to(param.device if param is not None else "cpu")).cpu()
-        z_plugin = model.encode(x)
+        x = torch.rand(EXPORT_CHECK_BATCH, *wrapped.config.input_shape).to(device)
+        z_wrapped = wrapped.encode(x).cpu()
+        z_plugin = model.to(device).encode(x).cpu()
+    model.cpu()
     if z_wrapped.shape != z_plugin.shape or not torch.allclose(
         z_wrapped, z_plugin, rtol=0.0, atol=EXPORT_ATOL
     ):

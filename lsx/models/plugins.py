@@ -251,16 +251,19 @@ def _check_spatial(spec: ModelSpec, name: str) -> None:
 
 def missing_kind_reason(
     kind: str,
-    package: str | None,
+    recorded: object,
     problems: Iterable[PluginProblem],
     known: Iterable[str] = (),
 ) -> str:
     """Why a run of ``kind`` cannot be opened: no installed package provides the kind.
 
-    ``package`` is what the run recorded about its plugin (``config.json``'s ``plugin``), if
-    anything; a plugin of that kind that failed to load is named with its error. ``known``: the
-    kinds there are, listed last.
+    ``recorded`` is what the run's ``config.json`` says of its plugin (``{"package": ...}``; read
+    defensively, it is untrusted), or None; a plugin of that kind that failed to load is named
+    with its error. ``known``: the kinds there are, listed last.
     """
+    kind = kind if len(kind) <= 40 else kind[:40] + "..."
+    package = recorded.get("package") if isinstance(recorded, dict) else None
+    package = package[:80] if isinstance(package, str) else None
     tail = (
         f" (unknown model kind {kind!r}; known kinds: {', '.join(sorted(known))})" if known else ""
     )
