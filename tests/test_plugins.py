@@ -247,3 +247,31 @@ def test_a_run_of_a_plugin_that_fails_to_load_says_why(monkeypatch, tmp_path):
     ((_, reason),) = skipped
     assert "kind 'tinyae' comes from the package tiny-plug 0.3.1, which failed to load" in reason
     assert "RuntimeError: bad build" in reason
+
+
+def test_the_example_plugin_passes_the_registry_and_model_tests(tmp_path):
+    """The checks every built-in kind passes (tests/models/), run on the installed example kind
+    ``ownvae`` in a fresh process; its spatial cases do not apply, and its config refuses them."""
+    from tests.plugin_site import example_site
+
+    site, example = example_site(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (site, example, ROOT)))}
+    tests = ["tests/models/test_registry.py", "tests/models/test_models.py"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", *tests,
+         "-k", "ownvae and not shape2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    passed = [line for line in proc.stdout.splitlines() if line.startswith("PASSED")]
+    assert len(passed) >= 15, proc.stdout[-3000:]  # every per-kind check ran on ownvae
+    assert any("test_has_posterior_means_a_callable_gaussian_posterior" in p for p in passed)
+    assert any("test_checkpoint_round_trip_gives_identical_outputs" in p for p in passed)
+    code = (
+        "from lsx.models import MODELS, make_config\nassert not MODELS['ownvae'].spatial\n"
+        "try:\n make_config('ownvae', spatial=True, arch='conv')\nexcept Exception as e:\n"
+        " print(type(e).__name__, e)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert "ConfigError OwnVAEConfig: the ConvVAE has a vector latent" in proc.stdout, proc.stderr
