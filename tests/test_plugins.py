@@ -275,3 +275,17 @@ def test_the_example_plugin_passes_the_registry_and_model_tests(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert "ConfigError OwnVAEConfig: the ConvVAE has a vector latent" in proc.stdout, proc.stderr
+
+
+def test_the_missing_kind_reason_names_only_a_real_package_name():
+    from lsx.models.plugins import missing_kind_reason
+
+    good = missing_kind_reason("ownvae", {"package": "own-vae"}, [])
+    assert good == (
+        "kind 'ownvae' is not installed: install the package that provides kind 'ownvae' "
+        "(own-vae), then restart lsx"
+    )
+    for recorded in ({"package": "[x](http://evil.example)"}, {"package": 3}, ["own-vae"], None):
+        reason = missing_kind_reason("ownvae", recorded, [])  # config.json is untrusted
+        assert "install the package that provides kind 'ownvae', then" in reason
+        assert "evil" not in reason

@@ -169,3 +169,21 @@ def test_what_export_run_refuses(own_vae, tmp_path):
         lsx.export_run(wrapped, tmp_path / "b", "ownvae", hidden_dim=8)
     lsx.export_run(wrapped, tmp_path / "b", "ownvae", hidden_dim=8, overwrite=True)
     assert (tmp_path / "b" / WEIGHTS_NAME).is_file()
+
+
+def test_a_separate_posterior_is_the_models_posterior():
+    enc, dec = pair()
+    torch.manual_seed(2)
+    to_logvar = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+
+    def posterior(x):
+        return enc(x), to_logvar(x)
+
+    model = lsx.wrap(enc, dec, (1, 8, 8), posterior=posterior)
+    x = torch.rand(4, 1, 8, 8)
+    mu, logvar = model.posterior(x)
+    with torch.no_grad():
+        assert torch.equal(mu, enc(x))
+        assert torch.equal(logvar, to_logvar(x))
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()  # the oracle
+        assert float(model.loss(x).terms["kl"]) == pytest.approx(float(kl), rel=1e-5)

@@ -31,6 +31,7 @@ from lsx.models.spec import ModelSpec
 
 GROUP = "lsx.models"
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # a CLI value, a run-name prefix, a JSON key
+PACKAGE_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,78}[A-Za-z0-9])?$")  # PEP 508 name
 # capabilities that name lsx internals a plugin class does not have (atoms, codebook, centres,
 # the paper comparisons of the Atoms and Manifold pages): refused rather than trusted
 BUILTIN_ONLY = ("dictionary", "sparse_codes", "has_centres", "partner", "manifold")
@@ -263,7 +264,8 @@ def missing_kind_reason(
     """
     kind = kind if len(kind) <= 40 else kind[:40] + "..."
     package = recorded.get("package") if isinstance(recorded, dict) else None
-    package = package[:80] if isinstance(package, str) else None
+    if not (isinstance(package, str) and PACKAGE_PATTERN.match(package)):
+        package = None  # not a distribution name (the reason is shown as Markdown): left out
     tail = (
         f" (unknown model kind {kind!r}; known kinds: {', '.join(sorted(known))})" if known else ""
     )
