@@ -3,10 +3,11 @@
 Train or load an autoencoder, then explore and measure its latent space. The library stands on
 its own (no Streamlit here); the app in ``app.py`` and ``pages/`` is a thin layer over it.
 
-    >>> from lsx.data import load_dataset
-    >>> from lsx.checkpoint import load_checkpoint
-    >>> model = lsx.wrap(my_encoder, my_decoder, (1, 28, 28))     # a model trained elsewhere
-    >>> lsx.export_run(model, "checkpoints/my-vae", "ownvae")     # as a run of a plugin kind
+    >>> import lsx
+    >>> model = lsx.wrap(my_vae.encode, my_vae.decode, (1, 28, 28))  # a model trained elsewhere
+    >>> lsx.export_run(model, "checkpoints/my-vae", "ownvae", data="mnist5k")  # a plugin kind's run
+
+(docs/own-model.md walks through it.)
 
 ``wrap`` and ``export_run`` (:mod:`lsx.wrapping`) load torch and the model registry, so they are
 imported on first use: ``import lsx`` (and so every ``lsx.*`` import) stays light.
