@@ -13,6 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from lsx.app import cache, dataset_map, generate, latent_map, share, state, store_map, tags, widgets
+from lsx.embeddings import store_path
 from lsx.errors import LsxError
 from lsx.viz.latent import latent_scatter
 
@@ -22,7 +23,15 @@ url_problems = share.read_url()  # once per session, before the widgets: ?proj=&
 st.title("Latent map")
 for problem in url_problems:
     st.warning(problem)
-run_dir = widgets.selected_run()
+run_dir = widgets.selected_run(embedding_sets=True)
+if (emb := widgets.chosen_set()) is not None:  # vectors without a model: the store view
+    st.caption(
+        f"**{emb.name}** is an embedding set ({emb.n:,} vectors of dimension {emb.dim}, no "
+        "model): reconstructions, decoding the map and the generation panels need a decoder, so "
+        "they are not offered."
+    )
+    store_map.store_view(str(store_path(emb.path)), None, emb)
+    st.stop()
 store = latent_map.map_source(run_dir)  # None: the run's dataset; else one of its latent stores
 if store is not None:
     store_map.store_view(*store)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import cache, cluster_space, lookup, state, widgets
+from lsx.app import cache, cluster_space, lookup, set_lookup, state, widgets
 from lsx.errors import LsxError
 
 state.init("Lookup")
 widgets.run_picker()
 st.title("Lookup")
-run_dir = widgets.selected_run()
+run_dir = widgets.selected_run(embedding_sets=True)
+if (emb := widgets.chosen_set()) is not None:
+    set_lookup.view(emb)
+    st.stop()
 
 try:
     sha, _, config, ds, data_warning = cache.open_run(run_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from lsx.app import cache, compare, compare_frame, state, widgets
+from lsx.app import cache, compare, compare_frame, set_compare, state, widgets
 from lsx.errors import LsxError
 from lsx.viz.compare import drift_bars, jaccard_histogram
 
@@ -19,6 +19,10 @@ state.init("Compare")
 widgets.run_picker()
 st.title("Compare checkpoints")
 runs, _ = cache.runs(state.checkpoints_root())
+sets = set_compare.sets_of_root()
+if set_compare.mode(bool(runs), sets) == "embedding sets":
+    set_compare.view(sets)
+    st.stop()
 if not runs:
     widgets.no_run_message()
     st.stop()

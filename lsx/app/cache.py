@@ -33,6 +33,7 @@ from lsx.app.state import THREADS_ENV, configure_torch  # noqa: F401  (re-export
 from lsx.cache import cached_embedding, cached_projection
 from lsx.checkpoint import (
     CONFIG_NAME,
+    EMBEDDING_SET_FILE,
     METRICS_NAME,
     STATUS_NAME,
     WEIGHTS_NAME,
@@ -44,6 +45,7 @@ from lsx.checkpoint import (
 )
 from lsx.config import ModelConfig
 from lsx.data import Dataset, load_dataset
+from lsx.embeddings import EmbeddingSet, list_embedding_sets, store_path
 from lsx.errors import CheckpointError, ConfigError
 from lsx.paths import extra_roots, run_cache_dir
 
@@ -112,6 +114,24 @@ def runs(root: Path) -> tuple[list[RunInfo], list[tuple[str, str]]]:
         more, _ = _list_runs(str(extra), _stamp(extra))
         found = found + [info for info in more if info.name not in names]
     return found, skipped
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _list_sets(root: str, stamp: tuple[tuple[str, int], ...]) -> tuple[list[EmbeddingSet], list]:
+    return list_embedding_sets(Path(root))  # read-only memmaps, shared by every session
+
+
+def embedding_sets(root: Path) -> tuple[list[EmbeddingSet], list[tuple[str, str]]]:
+    """Embedding sets under ``root`` (latents without a model, :mod:`lsx.embeddings`) and
+    ``(name, reason)`` for each unreadable one; listed again only when a set's files change."""
+    stamp = []
+    for path in sorted(Path(root).glob(f"*/{EMBEDDING_SET_FILE}")):
+        for f in (path, store_path(path.parent) / "manifest.json"):
+            try:
+                stamp.append((str(f), f.stat().st_mtime_ns))
+            except OSError:
+                stamp.append((str(f), -1))
+    return _list_sets(str(root), tuple(stamp))
 
 
 def weights_version(run_dir: str) -> str:

@@ -28,9 +28,10 @@ import streamlit as st
 
 from lsx.analysis.projection import sample_per_class
 from lsx.analysis.tiers import EXACT_MAX, plan_projection
-from lsx.app import state, widgets
+from lsx.app import set_tags, state, widgets
 from lsx.app.cache import projection_jobs, store_entries
 from lsx.data.lazy import FOLDER_PREFIX, open_source
+from lsx.embeddings import MODEL_KIND, EmbeddingSet, images_for_app
 from lsx.errors import LsxError
 from lsx.latents.projections import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
 from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
@@ -208,9 +209,14 @@ def store_images(
     names = store.label_names[store.primary]
     err = np.asarray(store.recon_error[idx])  # not on the map's hover: one string per point
     captions = [
-        f"id {i} · {store.primary} {names[int(store.y[i])]} · error {e:.3g}"
+        f"id {i} · {store.primary} {names[int(store.y[i])]}"
+        + (f" · error {e:.3g}" if np.isfinite(e) else "")  # NaN: an embedding set, no decoder
         for i, e in zip(ids, err.tolist(), strict=True)
     ]
+    if store.manifest.get("model_kind") == MODEL_KIND:  # an embedding set: images are optional
+        spec = None if store.spec == "none" else store.spec
+        if why := images_for_app(spec):
+            return None, captions, why
     size = store.manifest["source"].get("input_shape", [None])[-1]
     try:
         source = open_source(
@@ -245,8 +251,9 @@ def store_controls(store: LatentStore) -> tuple[str, int, str]:
     )
 
 
-def store_view(path: str, reason: str | None) -> None:
-    """Render the map of one latent store: tier, map, manifest, selection gallery."""
+def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -> None:
+    """Render the map of one latent store: tier, map, manifest, selection gallery; for an
+    embedding set (``emb``) also tags and exports of the selection (its rows are its ids)."""
     if reason is not None:
         st.warning(f"This latent store cannot be shown: {reason}")
         return
@@ -274,6 +281,8 @@ def store_view(path: str, reason: str | None) -> None:
         st.json(frame.manifest, expanded=1)
     st.subheader("Selection")
     ids = widgets.selected_ids(event, frame.ids)
+    if emb is not None:
+        ids = set_tags.tag_panel(emb, ids)
     if not ids:
         st.caption("Drag a box or lasso on the map, or click a point, to see the images.")
         return
@@ -286,3 +295,5 @@ def store_view(path: str, reason: str | None) -> None:
     else:
         scale = scale_for(x.shape[2], GALLERY_PX)
         st.image([to_uint8(a, scale=scale) for a in x], caption=captions, output_format="PNG")
+    if emb is not None:
+        set_tags.export_panel(emb, ids, path, version, method, seed)

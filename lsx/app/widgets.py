@@ -23,6 +23,7 @@ from lsx.analysis.clusters import STABILITY_NAME
 from lsx.app import background, cache, state
 from lsx.checkpoint import RunInfo
 from lsx.config import ModelConfig
+from lsx.embeddings import EmbeddingSet, is_embedding_set
 from lsx.models import MODELS
 
 TRAIN_COMMAND = "python -m lsx train --model vae --data mnist5k --epochs 20"
@@ -192,47 +193,76 @@ def _sync_run() -> None:
 
 
 def run_picker() -> RunInfo | None:
-    """Sidebar picker of the valid runs under ``state.checkpoints_root()``, with a model card.
+    """Sidebar picker of the valid runs (and embedding sets) under ``state.checkpoints_root()``,
+    with a model card.
 
-    Stores the chosen run folder (str) under ``state.RUN_DIR``; ``?run=<name>`` in the URL picks
-    a run when none is chosen yet. Says which entries were skipped and why.
+    Stores the chosen folder (str) under ``state.RUN_DIR``; ``?run=<name>`` in the URL picks
+    a run when none is chosen yet. Says which entries were skipped and why. Embedding sets
+    (:mod:`lsx.embeddings`: latents without a model) are listed after the runs; pages that need
+    a model say so (:func:`selected_run`).
 
     Returns
     -------
     RunInfo or None
-        The chosen run when it is valid; None when none is chosen, or the chosen folder is no
-        longer a valid run (the page then shows the loader's error).
+        The chosen run when it is valid; None when none is chosen, an embedding set is chosen,
+        or the chosen folder is no longer a valid run (the page then shows the loader's error).
     """
     root = state.checkpoints_root()
     runs, skipped = cache.runs(root)
+    sets, bad_sets = cache.embedding_sets(root)
+    skipped = [*skipped, *bad_sets]
     by_dir = {str(info.run_dir): info for info in runs}
+    set_by_dir = {str(e.path): e for e in sets}
+    labels = {d: f"{i.name} ({i.kind}, {i.dataset})" for d, i in by_dir.items()}
+    labels |= {d: f"{e.name} (embedding set, {e.n:,} × {e.dim})" for d, e in set_by_dir.items()}
     current = st.session_state[state.RUN_DIR]
     if current is None and (wanted := st.query_params.get("run")):
-        current = next((d for d, info in by_dir.items() if info.name == wanted), None)
+        current = next((d for d in labels if Path(d).name == wanted), None)
         st.session_state[state.RUN_DIR] = current
     with st.sidebar:
         st.subheader("Checkpoint")
-        if by_dir:
-            st.session_state[state.RUN_PICKER] = current if current in by_dir else None
+        if labels:
+            st.session_state[state.RUN_PICKER] = current if current in labels else None
             st.selectbox(
                 "Run",
-                list(by_dir),
+                list(labels),
                 key=state.RUN_PICKER,
-                format_func=lambda d: f"{by_dir[d].name} ({by_dir[d].kind}, {by_dir[d].dataset})",
+                format_func=labels.__getitem__,
                 on_change=_sync_run,
                 placeholder="Choose a run",
-                help=f"Valid runs in {root}. Set LSX_CHECKPOINTS to list another folder.",
+                help=f"Valid runs and embedding sets in {root}. Set LSX_CHECKPOINTS to list "
+                "another folder.",
             )
         else:
             st.caption(f"No valid runs in `{root}`.")
-        if current is not None and current not in by_dir:
+        if current is not None and current not in labels:
             reason = dict(skipped).get(Path(current).name, "the folder is not a valid run")
             st.warning(f"The chosen run `{Path(current).name}` is not usable: {reason}")
         info = by_dir.get(current) if current is not None else None
         if info is not None:
             model_card(info)
+        elif current in set_by_dir:
+            set_card(set_by_dir[current])
         skipped_note(skipped, root)
     return info
+
+
+def set_card(emb: EmbeddingSet) -> None:
+    """The sidebar card of an embedding set: size, colours, images, where it came from."""
+    colours = ", ".join(f"{a} ({len(v)})" for a, v in emb.label_names.items())
+    st.caption(
+        f"**Embedding set** (no model): {emb.n:,} vectors of dimension {emb.dim} · colours: "
+        f"{colours} · images: {emb.images or 'none'} · imported {emb.manifest.get('created', '?')}"
+    )
+
+
+def chosen_set() -> EmbeddingSet | None:
+    """The embedding set chosen in the sidebar, or None (a run, or nothing)."""
+    current = st.session_state[state.RUN_DIR]
+    if current is None or not is_embedding_set(current):
+        return None
+    sets, _ = cache.embedding_sets(Path(current).parent)
+    return next((e for e in sets if str(e.path) == current), None)
 
 
 def no_run_message() -> None:
@@ -249,11 +279,24 @@ def no_run_message() -> None:
     st.code(TRAIN_COMMAND, language="bash")
 
 
-def selected_run() -> str:
-    """The chosen run folder; without one, explain what to do and stop the page."""
+def selected_run(embedding_sets: bool = False) -> str:
+    """The chosen run folder; without one, explain what to do and stop the page.
+
+    An embedding set (no model) is returned only when the page supports it
+    (``embedding_sets=True``); otherwise the page says why it cannot show one, and stops.
+    """
     run_dir = st.session_state[state.RUN_DIR]
     if run_dir is None:
         no_run_message()
+        st.stop()
+    if not embedding_sets and is_embedding_set(run_dir):
+        st.info(
+            f"**{Path(run_dir).name}** is an embedding set: vectors without a model. This page "
+            "needs the model's encoder or decoder, which an embedding set does not have. Open "
+            "it on the **Latent map** (map, clusters, selections, tags, exports), **Lookup** "
+            "(nearest neighbours of a row) or **Compare** (against another embedding set), or "
+            "pick a run in the sidebar."
+        )
         st.stop()
     return run_dir
 

@@ -1,0 +1,63 @@
+"""Lookup on an embedding set (:mod:`lsx.embeddings`): the nearest neighbours of one of its rows.
+
+An embedding set has no encoder, so an uploaded image cannot be placed in its space; the page
+says so and searches by row instead (one kNN index per set version, built once per process).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from lsx.analysis.knn import KnnIndex, build_index
+from lsx.app import store_map
+from lsx.embeddings import EmbeddingSet, load_embedding_set, store_path
+from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
+
+ROW = "set_lookup_row"
+K = "set_lookup_k"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Building the nearest-neighbour index ...")
+def _index(folder: str, version: int) -> KnnIndex:
+    return build_index(np.asarray(load_embedding_set(folder).z))
+
+
+def neighbours_table(emb: EmbeddingSet, ids: np.ndarray, dist: np.ndarray) -> pd.DataFrame:
+    """One row per neighbour: id, distance, labels (names), metadata."""
+    out = pd.DataFrame({"id": ids, "distance": dist})
+    for attr, names in emb.label_names.items():
+        out[attr] = np.asarray(names, dtype=object)[np.asarray(emb.labels[attr])[ids]]
+    meta = emb.metadata()
+    for col in meta.columns:
+        if col not in out:
+            out[col] = meta[col].to_numpy()[ids]
+    return out
+
+
+def view(emb: EmbeddingSet) -> None:
+    """Row picker, k, the neighbours table and (when the set has images) their images."""
+    st.info(
+        f"**{emb.name}** is an embedding set (vectors without a model): looking up an uploaded "
+        "image needs an encoder to place it in this space, which the set does not have. Search "
+        "by row instead: the nearest neighbours of one of its vectors."
+    )
+    left, right = st.columns(2)
+    row = int(left.number_input("Row id", 0, emb.n - 1, 0, key=ROW))
+    k = int(right.slider("Neighbours", 1, min(50, emb.n - 1), min(8, emb.n - 1), key=K))
+    path = str(store_path(emb.path))
+    version = store_map._version(path)
+    index = _index(str(emb.path), version)
+    ids, dist = index.query(np.asarray(emb.z[row : row + 1]), k + 1)
+    keep = ids[0] != row  # the row itself is its own nearest neighbour
+    ids, dist = ids[0][keep][:k], dist[0][keep][:k]
+    st.caption(f"Search: {index.info.get('method', '?')} over {emb.n:,} vectors.")
+    st.dataframe(neighbours_table(emb, ids, dist), hide_index=True)
+    x, captions, why = store_map.store_images(path, version, (row, *map(int, ids)))
+    if x is None:
+        st.caption(f"Images not shown: {why}.")
+        return
+    scale = scale_for(x.shape[2], GALLERY_PX)
+    captions[0] = "query · " + captions[0]
+    st.image([to_uint8(a, scale=scale) for a in x], caption=captions, output_format="PNG")
