@@ -42,13 +42,14 @@ def _status_mib(field: str) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def write_source(path: Path, n: int) -> None:
-    """n random 1x16x16 uint8 images with 10 labels, written in chunks through a memory map."""
-    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 1, SIDE, SIDE))
+def write_source(path: Path, n: int, side: int = SIDE) -> None:
+    """n random 1 x side x side uint8 images with 10 labels, written in chunks through a memory
+    map (also used by ``bench/encode_ddp.py``)."""
+    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 1, side, side))
     rng = np.random.default_rng(0)
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
-        x[start:stop] = rng.integers(0, 256, size=(stop - start, 1, SIDE, SIDE), dtype=np.uint8)
+        x[start:stop] = rng.integers(0, 256, size=(stop - start, 1, side, side), dtype=np.uint8)
     x.flush()
     del x
     np.save(str(path).replace(".npy", ".labels.npy"), np.arange(n, dtype=np.int64) % 10)
