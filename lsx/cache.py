@@ -50,7 +50,12 @@ FORMAT_VERSION = 1
 LIBRARIES = ("numpy", "torch", "scikit-learn", "umap-learn")  # versions recorded per entry
 MAX_MANIFEST_BYTES = 1_000_000  # a manifest is < 2 KB (request, versions, sha); read no more
 TMP_MAX_AGE_S = 3600.0  # a ".tmp-*" file older than this is a crashed write, not one in flight
-_ARRAY_SUFFIX = {"embedding": ".npz", "projection": ".npy", "store-projection": ".npy"}  # by kind
+_ARRAY_SUFFIX = {  # by kind
+    "embedding": ".npz",
+    "projection": ".npy",
+    "store-projection": ".npy",
+    "store-structure": ".npz",
+}
 # Fields that identify a request across checkpoints: same slot + other hashes = stale sibling.
 _SLOT_FIELDS = ("kind", "split", "method", "n_components", "seed", "params")
 _SOURCE_FIELDS = ("checkpoint_sha", "data_hash", "versions")
