@@ -47,6 +47,14 @@ LMS_METHOD = "lms_method"  # latent-store map (lsx.app.store_map): projection, s
 LMS_SEED = "lms_seed"
 LMS_COLOR = "lms_color"
 LMS_CHART = "lms_chart"
+LMS_LATENT_DIM = "lms_latent_dim"  # colour "latent": which dimension
+LMS_CONTOURS = "lms_contours"  # density contours over the map
+LMS_K_AUTO = "lms_k_auto"  # clusters of a store (lsx.app.store_structure): k by silhouette ...
+LMS_K = "lms_k"  # ... or this k
+LMS_GALLERY = "lms_gallery"  # the gallery shows: the map's selection, top outliers, a cluster
+LMS_GALLERY_CLUSTER = "lms_gallery_cluster"
+LMS_EXEMPLARS = "lms_exemplars"  # show each cluster's exemplar images
+LMS_DRIFT = "lms_drift"  # path of the store compared with this one ("" = none)
 # Latent map: generation panels (lsx.app.generate), tags and exports (lsx.app.tags),
 # the URL (lsx.app.share)
 LM_GEN_PANEL = "lm_gen_panel"  # which generation panel is open ("off", "decode", "traverse", ...)
@@ -163,6 +171,14 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         LMS_METHOD: "pca",
         LMS_SEED: 0,
         LMS_COLOR: None,  # None: the store's primary label
+        LMS_LATENT_DIM: 0,
+        LMS_CONTOURS: False,
+        LMS_K_AUTO: True,
+        LMS_K: 8,
+        LMS_GALLERY: "map selection",
+        LMS_GALLERY_CLUSTER: 0,
+        LMS_EXEMPLARS: False,
+        LMS_DRIFT: "",
         LM_GEN_PANEL: "decode",
         LM_GEN_X: 0.0,
         LM_GEN_Y: 0.0,

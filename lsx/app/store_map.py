@@ -28,14 +28,20 @@ import streamlit as st
 
 from lsx.analysis.projection import sample_per_class
 from lsx.analysis.tiers import EXACT_MAX, plan_projection
-from lsx.app import set_tags, state, widgets
-from lsx.app.cache import projection_jobs, store_entries
+from lsx.app import set_tags, state, store_structure, widgets
+from lsx.app.cache import embedding_sets, projection_jobs, store_entries
 from lsx.data.lazy import FOLDER_PREFIX, open_source
-from lsx.embeddings import MODEL_KIND, EmbeddingSet, images_for_app
-from lsx.errors import LsxError
+from lsx.embeddings import MODEL_KIND, EmbeddingSet, images_for_app, store_path
+from lsx.errors import ConfigError, LsxError
 from lsx.latents.projections import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
 from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
-from lsx.viz.density import DensityGrid, density_grid, density_map
+from lsx.viz.density import (
+    CONTOUR_BINS,
+    DensityGrid,
+    add_density_contours,
+    density_grid,
+    density_map,
+)
 from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
 
@@ -50,14 +56,62 @@ _SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe 
 # ------------------------------------------------------------------------------ map frame
 
 
+STRUCTURE_COLORS = ("cluster", "outlier")  # colours that need the store's structure
+COLOR_NAMES = {"cluster": "cluster (k-means in latent space)", "outlier": "outlier score",
+               "error": "reconstruction error"}  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class ColorValues:
+    """One colouring of every store row: class codes (``categories`` given) or floats."""
+
+    values: np.ndarray  # (n,) int codes or floats
+    categories: tuple[str, ...] | None  # None: continuous, with a colour bar
+    title: str
+
+
+def color_options(store: LatentStore) -> list[str]:
+    """``label:<attr>`` per label attribute, ``cluster``, ``outlier``, ``error`` (when the store
+    has reconstruction errors: not an embedding set) and ``latent`` (one latent dimension)."""
+    error = [] if store.manifest.get("model_kind") == MODEL_KIND else ["error"]
+    return [f"label:{a}" for a in store.label_names] + [*STRUCTURE_COLORS, *error, "latent"]
+
+
+def color_label(option: str) -> str:
+    """Human name of a colour option."""
+    if option.startswith("label:"):
+        return f"label: {option[6:]}"
+    return COLOR_NAMES.get(option, "a latent dimension" if option == "latent" else option)
+
+
+def color_values(store: LatentStore, option: str, structure: Any = None) -> ColorValues:
+    """The colour of every row for ``option`` (``latent:<d>`` for dimension d); ``structure``:
+    the store's :class:`lsx.latents.structure.StoreStructure`, for ``cluster`` and ``outlier``."""
+    kind, _, arg = option.partition(":")
+    if kind == "label":
+        return ColorValues(np.asarray(store.labels[arg]), tuple(store.label_names[arg]), arg)
+    if kind in STRUCTURE_COLORS:
+        if structure is None:
+            raise ConfigError(f"Colour {option!r} needs the store's clusters and outlier scores.")
+        if kind == "cluster":
+            names = tuple(f"cluster {c}" for c in range(structure.k))
+            return ColorValues(structure.labels, names, "cluster")
+        return ColorValues(structure.outlier, None, "outlier score")
+    if kind == "error":
+        return ColorValues(np.asarray(store.recon_error), None, "reconstruction error")
+    if kind == "latent" and arg.isdigit() and int(arg) < store.dim:
+        return ColorValues(np.asarray(store.z[:, int(arg)]), None, f"latent {arg}")
+    raise ConfigError(f"Unknown colour {option!r} for this store.")
+
+
 @dataclass(frozen=True, eq=False)
 class StoreFrame:
     """What the store map needs for one view (cached; small even at 10^6 points)."""
 
     coords: np.ndarray  # (n_shown, 2) points drawn as markers
     ids: np.ndarray  # (n_shown,) int64 store rows
-    codes: np.ndarray  # (n_shown,) class codes of the colour attribute
-    categories: tuple[str, ...]
+    codes: np.ndarray  # (n_shown,) class codes of the colour (floats when continuous)
+    categories: tuple[str, ...] | None  # None: continuous colour
     color_title: str
     grid: DensityGrid | None  # every point, when the map is a density raster
     n_shown: int
@@ -68,28 +122,37 @@ class StoreFrame:
 
 
 def make_frame(
-    store: LatentStore, coords: np.ndarray, manifest: dict[str, Any], attr: str
+    store: LatentStore, coords: np.ndarray, manifest: dict[str, Any], color: str | ColorValues
 ) -> StoreFrame:
     """Points and colours of a store map: all points up to ``SCATTER_MAX``, else a density grid
-    of all plus a per-class sample of ``DENSITY_SAMPLE`` (seed 0).
+    of all plus a per-class sample of ``DENSITY_SAMPLE`` (seed 0). ``color``: a label attribute
+    or a :class:`ColorValues` (continuous colours: a grey raster, the sample by primary label).
 
     No per-point hover strings: the figure's hover is a template over the ids in ``customdata``
     and the class (the trace's name), so the payload is about 16 bytes per point (float32 x and
     y, int32 id, sent as binary); the reconstruction error is in the selection's captions.
     """
-    codes_all = np.asarray(store.labels[attr])  # (n,) read from the memmap once
+    if isinstance(color, str):
+        color = color_values(store, f"label:{color}")
+    codes_all = np.asarray(color.values)  # (n,) read from the memmap once
     n = store.n
     dense = n > SCATTER_MAX
-    keep = sample_per_class(codes_all, DENSITY_SAMPLE, seed=0) if dense else np.arange(n)
-    n_classes = len(store.label_names[attr])
+    cats = color.categories
+    by = codes_all if cats is not None else np.asarray(store.y)  # sampled per class of this
+    keep = sample_per_class(by, DENSITY_SAMPLE, seed=0) if dense else np.arange(n)
+    grid = None
+    if dense:
+        grid = (
+            density_grid(coords, codes_all, n_classes=len(cats)) if cats else density_grid(coords)
+        )
     info = manifest.get("info", {})
     return StoreFrame(
         coords=np.asarray(coords[keep], dtype=np.float32),
         ids=keep.astype(np.int32 if n < 2**31 else np.int64),  # 4 bytes per id in the chart
-        codes=codes_all[keep],
-        categories=tuple(store.label_names[attr]),
-        color_title=attr,
-        grid=density_grid(coords, codes_all, n_classes=n_classes) if dense else None,
+        codes=codes_all[keep] if cats is not None else codes_all[keep].astype(np.float32),
+        categories=cats,
+        color_title=color.title,
+        grid=grid,
         n_shown=len(keep),
         n_total=n,
         tier_text=str(info.get("describe", "")),
@@ -98,12 +161,16 @@ def make_frame(
     )
 
 
-def hover_template(attr: str, class_name: str | None) -> str:
-    """Hover of one trace: the point's id (its ``customdata``) and its class.
+def hover_template(attr: str, class_name: str | None, continuous: bool = False) -> str:
+    """Hover of one trace: the point's id (its ``customdata``) and its class or value.
 
-    ``class_name`` None (one trace coloured by code, > 30 classes): the code is shown.
+    ``class_name`` None (one trace coloured by code, > 30 classes): the code is shown;
+    ``continuous``: the value.
     """
-    label = html.escape(class_name) if class_name is not None else "code %{marker.color}"
+    if continuous:
+        label = "%{marker.color:.4g}"
+    else:
+        label = html.escape(class_name) if class_name is not None else "code %{marker.color}"
     return f"id %{{customdata}}<br>{html.escape(attr)}: {label}<extra></extra>"
 
 
@@ -125,7 +192,9 @@ def store_figure(frame: StoreFrame, uirevision: str | None = None) -> go.Figure:
     else:
         fig = density_map(frame.grid, frame.coords, frame.ids, sample_codes=frame.codes, **common)
     for trace in fig.data:
-        trace.hovertemplate = hover_template(frame.color_title, trace.name)
+        trace.hovertemplate = hover_template(
+            frame.color_title, trace.name, continuous=frame.categories is None
+        )
     return fig
 
 
@@ -186,8 +255,11 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
 
 
 @st.cache_data(max_entries=8, show_spinner="Loading the store's map ...")
-def store_frame(path: str, version: int, method: str, seed: int, attr: str) -> StoreFrame:
-    """The cached frame of one store view (projection from ``<store>/projections/``)."""
+def store_frame(
+    path: str, version: int, method: str, seed: int, color: str, k: int | None = None
+) -> StoreFrame:
+    """The cached frame of one store view (projection from ``<store>/projections/``); colours
+    ``cluster`` and ``outlier`` read the store's structure for ``k`` (lsx.app.store_structure)."""
     store = _open(path, version)
     start = time.perf_counter()
     coords, manifest, hit = cached_store_projection(store, method, 2, seed)
@@ -196,7 +268,10 @@ def store_frame(path: str, version: int, method: str, seed: int, attr: str) -> S
         "disk_cache": "hit" if hit else "miss",
         "load_or_compute_s": round(time.perf_counter() - start, 3),
     }
-    return make_frame(store, coords, manifest, attr)
+    found = None
+    if color in STRUCTURE_COLORS:
+        found = store_structure.structure(path, version, k)
+    return make_frame(store, coords, manifest, color_values(store, color, found))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -229,11 +304,24 @@ def store_images(
         return None, captions, f"the source {store.spec!r} cannot be read ({err})"
 
 
-def store_controls(store: LatentStore) -> tuple[str, int, str]:
-    """Sidebar controls of a store map: projection (form), seed, colour attribute."""
-    attrs = list(store.label_names)
-    if st.session_state.get(state.LMS_COLOR) not in attrs:
-        st.session_state[state.LMS_COLOR] = attrs[0]
+@dataclass(frozen=True)
+class StoreSettings:
+    """What the store map's sidebar asks for."""
+
+    method: str
+    seed: int
+    color: str  # an option of color_options (``latent:<d>`` for one dimension)
+    k: int | None  # clusters; None: chosen by silhouette
+    contours: bool
+
+
+def store_controls(store: LatentStore) -> StoreSettings:
+    """Sidebar controls of a store map: projection (form), seed, colour, clusters, contours."""
+    options = color_options(store)
+    if st.session_state.get(state.LMS_COLOR) not in options:
+        st.session_state[state.LMS_COLOR] = options[0]
+    if not 0 <= int(st.session_state[state.LMS_LATENT_DIM]) < store.dim:
+        st.session_state[state.LMS_LATENT_DIM] = 0
     with st.sidebar:
         st.subheader("Map of the store")
         widgets.projection_form(
@@ -243,39 +331,77 @@ def store_controls(store: LatentStore) -> tuple[str, int, str]:
             "stratified sample and the other points placed by their nearest neighbours in "
             "latent space.",
         )  # fmt: skip
-        st.selectbox("Colour by label", attrs, key=state.LMS_COLOR)
-    return (
-        str(st.session_state[state.LMS_METHOD]),
-        int(st.session_state[state.LMS_SEED]),
-        str(st.session_state[state.LMS_COLOR]),
-    )
+        st.selectbox("Colour by", options, key=state.LMS_COLOR, format_func=color_label,
+                     help="Clusters and outlier scores are found in latent space (not on the "
+                     "2-D map), without labels.")  # fmt: skip
+        color = str(st.session_state[state.LMS_COLOR])
+        if color == "latent":
+            dim = st.number_input(f"Latent dimension (0 – {store.dim - 1})", 0, store.dim - 1,
+                                  step=1, key=state.LMS_LATENT_DIM)  # fmt: skip
+            color = f"latent:{int(dim)}"
+        st.toggle("Density contours", key=state.LMS_CONTOURS,
+                  help="Lines of equal density over the map (every point counts).")  # fmt: skip
+    k = store_structure.k_choice()
+    return StoreSettings(
+        str(st.session_state[state.LMS_METHOD]), int(st.session_state[state.LMS_SEED]), color,
+        k, bool(st.session_state[state.LMS_CONTOURS]),
+    )  # fmt: skip
+
+
+def drift_candidates(path: str, emb: EmbeddingSet | None, dim: int) -> list[tuple[str, str]]:
+    """``(store path, label)`` of the stores this one can be compared with: the run's other
+    usable stores of the same dimension (for an embedding set, the other sets)."""
+    if emb is None:
+        entries = store_entries(Path(path).parent.parent)  # <run>/stores/<store>
+        return [(e.path, f"{e.name} ({e.n:,} × {e.dim})") for e in entries
+                if e.reason is None and e.path != path and e.dim == dim]  # fmt: skip
+    sets, _ = embedding_sets(emb.path.parent)
+    return [(str(store_path(s.path)), f"{s.name} ({s.n:,} × {s.dim})") for s in sets
+            if s.dim == dim and s.path != emb.path]  # fmt: skip
 
 
 def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -> None:
-    """Render the map of one latent store: tier, map, manifest, selection gallery; for an
-    embedding set (``emb``) also tags and exports of the selection (its rows are its ids)."""
+    """Render the map of one latent store: tier, map, manifest, selection gallery, clusters,
+    drift; for an embedding set (``emb``) also tags and exports of the selection (its rows are
+    its ids)."""
     if reason is not None:
         st.warning(f"This latent store cannot be shown: {reason}")
         return
     try:
         version = _version(path)
         store = _open(path, version)
-        method, seed, attr = store_controls(store)
-        job = projection_job(path, method, seed)
+        view = store_controls(store)
+        method, color = view.method, view.color
+        job = projection_job(path, method, view.seed)
         if job is not None:  # fitted off the request path; PCA meanwhile
             widgets.wait_for_projection(job, method, plan_projection(store.n, method).n_fit)
             method = "pca"
-        frame = store_frame(path, version, method, seed, attr)
+        wants = (
+            color in STRUCTURE_COLORS
+            or st.session_state[state.LMS_GALLERY] != (store_structure.GALLERY_MAP)
+            or bool(st.session_state[state.LMS_EXEMPLARS])
+        )
+        s_job = store_structure.structure_job(path, version, view.k) if wants else None
+        if s_job is not None:  # found off the request path; coloured by label meanwhile
+            store_structure.wait_for_structure(s_job, store.n)
+            color = color_options(store)[0] if color in STRUCTURE_COLORS else color
+        found = (
+            store_structure.structure(path, version, view.k) if wants and s_job is None else None
+        )
+        frame = store_frame(path, version, method, view.seed, color, view.k)
     except LsxError as err:
         st.error(str(err))
         return
     st.markdown(f"**Projection:** {frame.tier_text} · PCA is always offered.")
-    st.markdown(headline(frame) + f" · {method.upper()} 2-D · coloured by {attr}")
+    st.markdown(headline(frame) + f" · {method.upper()} 2-D · coloured by {frame.color_title}")
+    fig = store_figure(frame, uirevision=f"{path}|{method}|{view.seed}")
+    if view.contours:
+        try:
+            add_density_contours(fig, _contour_grid(path, version, method, view.seed))
+        except LsxError as err:
+            st.warning(f"Density contours not drawn: {err}")
     event = st.plotly_chart(
-        store_figure(frame, uirevision=f"{path}|{method}|{seed}"),
-        key=state.LMS_CHART,
-        on_select="rerun",
-        selection_mode=("points", "box", "lasso"),
+        fig, key=state.LMS_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
     )
     with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
         st.json(frame.manifest, expanded=1)
@@ -283,6 +409,28 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
     ids = widgets.selected_ids(event, frame.ids)
     if emb is not None:
         ids = set_tags.tag_panel(emb, ids)
+    ids = store_structure.gallery_ids(store, found, ids)
+    if found is None and s_job is None:
+        st.caption("Colour by cluster or outlier score (sidebar) to find clusters and outliers; "
+                   "then the gallery can show a cluster or the top 1 % outliers.")  # fmt: skip
+    _gallery(path, version, ids)
+    if emb is not None and ids:
+        set_tags.export_panel(emb, ids, path, version, method, view.seed)
+    if found is not None:
+        store_structure.clusters_section(
+            path, version, view.k, lambda shown: store_images(path, version, shown)
+        )
+    store_structure.drift_section(path, drift_candidates(path, emb, store.dim))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _contour_grid(path: str, version: int, method: str, seed: int) -> DensityGrid:
+    """Counts of every point of the map on the contours' coarse grid (small; cached)."""
+    coords, _, _ = cached_store_projection(_open(path, version), method, 2, seed)
+    return density_grid(coords, bins=CONTOUR_BINS)
+
+
+def _gallery(path: str, version: int, ids: list[int]) -> None:
     if not ids:
         st.caption("Drag a box or lasso on the map, or click a point, to see the images.")
         return
@@ -295,5 +443,3 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
     else:
         scale = scale_for(x.shape[2], GALLERY_PX)
         st.image([to_uint8(a, scale=scale) for a in x], caption=captions, output_format="PNG")
-    if emb is not None:
-        set_tags.export_panel(emb, ids, path, version, method, seed)

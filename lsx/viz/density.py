@@ -162,7 +162,8 @@ def density_map(
     sample_coords : ndarray of shape (n_sample, 2)
     sample_ids : ndarray of shape (n_sample,), int
         Ids in every trace's ``customdata`` (selections report them).
-    sample_codes : ndarray of shape (n_sample,) of int codes, or None
+    sample_codes : ndarray of shape (n_sample,) of int codes (with ``categories``) or floats
+        (continuous colour, grey raster), or None
     categories : sequence of str or None
         Class names of the codes; the raster is coloured per class with the same palette.
     color_title, hover, axis_titles, uirevision
@@ -182,7 +183,7 @@ def density_map(
     fig = latent_scatter(
         sample_coords,
         sample_ids,
-        color=sample_codes if categories else None,
+        color=sample_codes,  # codes into categories, or floats (a colour bar)
         categories=categories,
         color_title=color_title,
         hover=hover,
@@ -208,4 +209,48 @@ def density_map(
     )
     fig.update_xaxes(range=[x0, x1], showgrid=False)
     fig.update_yaxes(range=[y0, y1], showgrid=False)
+    return fig
+
+
+CONTOUR_BINS = 80
+CONTOUR_LEVELS = 6
+
+
+def add_density_contours(
+    fig: go.Figure, points: np.ndarray | DensityGrid, *, smooth: float = 1.5
+) -> go.Figure:
+    """Contour lines of the points' density drawn over a 2-D map (no hover, no selection).
+
+    Parameters
+    ----------
+    fig : the map (``latent_scatter`` or ``density_map``)
+    points : ndarray of shape (n_points, 2), or a DensityGrid of them
+        The points whose density is drawn (every point of the map, not only the markers);
+        coordinates are binned here into ``CONTOUR_BINS`` per side.
+    smooth : float
+        Gaussian smoothing of the counts, in pixels.
+
+    Returns
+    -------
+    go.Figure
+        ``fig`` with one ``Contour`` trace of log density, levels spread over its range.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    grid = points if isinstance(points, DensityGrid) else density_grid(points, bins=CONTOUR_BINS)
+    dens = np.log1p(gaussian_filter(grid.counts.astype(np.float64), smooth))
+    bins = dens.shape[0]
+    x0, x1, y0, y1 = grid.extent
+    xs = x0 + (np.arange(bins) + 0.5) * (x1 - x0) / bins  # pixel centres
+    ys = y0 + (np.arange(bins) + 0.5) * (y1 - y0) / bins
+    top = float(dens.max())
+    fig.add_trace(
+        go.Contour(
+            x=xs, y=ys, z=dens, showscale=False, hoverinfo="skip", name="density",
+            contours=dict(coloring="none", start=top / (CONTOUR_LEVELS + 1),
+                          end=top * CONTOUR_LEVELS / (CONTOUR_LEVELS + 1),
+                          size=top / (CONTOUR_LEVELS + 1)),
+            line=dict(color="rgba(40, 40, 40, 0.55)", width=1), showlegend=False,
+        )
+    )  # fmt: skip
     return fig

@@ -129,3 +129,31 @@ def test_a_set_without_images_says_how_to_add_them(monkeypatch, root):
     assert any("no images (import it with --images" in w.value for w in at.warning)
     assert (store_path(root / "other") / "manifest.json").is_file()
     assert (root / "other" / STORES_DIR).is_dir()
+
+
+def test_clusters_outliers_and_drift_on_a_set(monkeypatch, root):
+    from sklearn.metrics import adjusted_rand_score
+
+    from lsx.app import store_structure
+    from tests.app.test_latent_map_store import chart, customdata
+    from tests.waiting import rerun_until_shown, wait_until
+
+    at = page(monkeypatch, root, "2_latent_map.py", "digits-a")
+    options = at.sidebar.selectbox(key=state.LMS_COLOR).options
+    assert "reconstruction error" not in options  # no decoder
+    at.sidebar.selectbox(key=state.LMS_COLOR).set_value("cluster").run(timeout=60)
+    wait_until(lambda: rerun_until_shown(at), 120, every=0.2, what="the clusters")
+    assert not at.exception
+    predicted = np.empty(N, dtype=np.int64)
+    for c, trace in enumerate(chart(at)["data"]):
+        predicted[customdata(trace)] = c
+    planted = np.minimum(np.arange(N) // 180, 9)  # the sets' ten blocks of rows
+    assert adjusted_rand_score(planted, predicted) >= 0.9
+    table = next(d.value for d in at.dataframe if "purity" in d.value.columns)
+    assert table["size"].sum() == N
+    at.radio(key=state.LMS_GALLERY).set_value(store_structure.GALLERY_OUTLIERS).run(timeout=60)
+    assert not at.exception
+    assert any("Showing 18 of 18 selected" in c.value for c in at.caption)
+    assert at.get("image")  # the set's images of its top 1 % outliers
+    drift = at.selectbox(key=state.LMS_DRIFT)
+    assert drift.options == ["(choose a store)", "digits-b (1,797 × 12)", "other (100 × 12)"]

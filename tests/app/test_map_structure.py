@@ -1,0 +1,158 @@
+"""Latent map of a store: clusters and outlier scores found without labels (colours, table,
+exemplars, gallery of a cluster or of the top 1 % outliers), density contours, latent and error
+colours, drift against another store, and a degenerate (all-identical) store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from lsx.analysis.structure import fit_clusters, outlier_scores, top_share
+from lsx.app import state, store_structure
+from lsx.checkpoint import save_checkpoint
+from lsx.data import load_dataset
+from lsx.data.lazy import open_source
+from lsx.latents.store import STORES_DIR
+from lsx.models import build_model, make_config
+from lsx.train import data_info
+from tests.app.test_latent_map_store import chart, customdata, lines, page, write_store
+from tests.waiting import rerun_until_shown, wait_until
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run with stores of the digits: 4 planted clusters, a copy shifted with a new cluster,
+    and one whose latents are all identical."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    ds = load_dataset("digits")
+    torch.manual_seed(0)
+    config = make_config("vae", input_shape=ds.input_shape, latent_dim=3, hidden_dim=16)
+    run_dir = root / "run"
+    save_checkpoint(build_model(config), config, run_dir, train={"epochs": 1}, data=data_info(ds))
+    src = open_source("digits")
+    n, names = len(src), list(src.label_names[src.primary])
+    z, blob = make_blobs(n, n_features=6, centers=4, cluster_std=0.6, random_state=2)
+    np.save(root / "blob.npy", blob)
+    common = dict(spec="digits", source_hash=src.content_hash)
+    write_store(run_dir, "digits", z, src.y, names, **common)
+    shifted = z.copy()
+    shifted[: n // 3] = np.random.default_rng(0).normal(30.0, 0.5, size=(n // 3, 6))
+    write_store(run_dir, "shifted", shifted, src.y, names, **common)
+    write_store(run_dir, "flat", np.ones((n, 6)), src.y, names, **common)
+    return root
+
+
+def settle(at) -> None:
+    wait_until(lambda: rerun_until_shown(at), 120, every=0.2, what="the background work")
+    assert not at.exception
+
+
+def colour(at, option: str) -> None:
+    at.sidebar.selectbox(key=state.LMS_COLOR).set_value(option).run(timeout=60)
+    settle(at)
+
+
+def test_colour_by_cluster_finds_the_planted_clusters_in_latent_space(monkeypatch, root):
+    at = page(monkeypatch, root, "digits")
+    options = at.sidebar.selectbox(key=state.LMS_COLOR).options
+    assert {"cluster (k-means in latent space)", "outlier score", "reconstruction error"} <= set(
+        options
+    )
+    colour(at, "cluster")
+    assert not at.error
+    fig = chart(at)
+    assert [t["name"] for t in fig["data"]] == [f"cluster {c}" for c in range(4)]  # k by silhouette
+    predicted = np.empty(1797, dtype=np.int64)
+    for c, trace in enumerate(fig["data"]):
+        predicted[customdata(trace)] = c
+    assert adjusted_rand_score(np.load(root / "blob.npy"), predicted) >= 0.99
+    assert "coloured by cluster" in lines(at)
+    # the table: one row per cluster, sizes add up, the note says how k was chosen
+    table = next(d.value for d in at.dataframe if "purity" in d.value.columns)
+    assert len(table) == 4
+    assert table["size"].sum() == 1797
+    assert any("silhouette" in c.value for c in at.caption)
+    store = root / "run" / STORES_DIR / "digits"
+    assert list((store / "structure").glob("clusters-*.json"))  # kept in the store's folder
+
+
+def test_colour_by_outlier_score_and_the_top_outliers_in_the_gallery(monkeypatch, root):
+    at = page(monkeypatch, root, "digits")
+    colour(at, "outlier")
+    fig = chart(at)
+    (trace,) = fig["data"]  # one trace, a colour bar
+    assert trace["marker"]["showscale"]
+    assert "outlier score: %{marker.color:.4g}" in trace["hovertemplate"]
+    at.radio(key=state.LMS_GALLERY).set_value(store_structure.GALLERY_OUTLIERS).run(timeout=60)
+    assert not at.exception
+    assert any("Showing 18 of 18 selected" in c.value for c in at.caption)
+    z = np.load(root / "run" / STORES_DIR / "digits" / "z.npy")
+    top = top_share(outlier_scores(z, seed=0), 0.01)
+    gallery = str(at.get("image")[0].proto)
+    assert all(f"id {i} ·" in gallery for i in top)
+
+
+def test_a_cluster_in_the_gallery_and_its_exemplars(monkeypatch, root):
+    at = page(monkeypatch, root, "digits")
+    colour(at, "cluster")
+    at.radio(key=state.LMS_GALLERY).set_value(store_structure.GALLERY_CLUSTER).run(timeout=60)
+    at.selectbox(key=state.LMS_GALLERY_CLUSTER).set_value(2).run(timeout=60)
+    assert not at.exception
+    z = np.load(root / "run" / STORES_DIR / "digits" / "z.npy")
+    members = np.flatnonzero(fit_clusters(z, seed=0).labels == 2)
+    assert any(f"of {len(members)} selected" in c.value for c in at.caption)
+    at.toggle(key=state.LMS_EXEMPLARS).set_value(True).run(timeout=60)
+    assert not at.exception
+    assert sum("points" in m.value and "**Cluster" in m.value for m in at.markdown) == 4
+    assert len(at.get("image")) == 1 + 4  # the gallery, then one row of exemplars per cluster
+
+
+def test_latent_dimension_error_and_density_contours(monkeypatch, root):
+    at = page(monkeypatch, root, "digits")
+    colour(at, "latent")
+    at.sidebar.number_input(key=state.LMS_LATENT_DIM).set_value(5).run(timeout=60)
+    assert "coloured by latent 5" in lines(at)
+    colour(at, "error")
+    assert "coloured by reconstruction error" in lines(at)
+    at.sidebar.toggle(key=state.LMS_CONTOURS).set_value(True).run(timeout=60)
+    assert not at.exception
+    types = [t["type"] for t in chart(at)["data"]]
+    assert types == ["scattergl", "contour"]
+
+
+def test_drift_against_a_shifted_store_and_against_itself(monkeypatch, root):
+    at = page(monkeypatch, root, "digits")
+    drift = at.selectbox(key=state.LMS_DRIFT)
+    shifted = str(root / "run" / STORES_DIR / "shifted")
+    flat = str(root / "run" / STORES_DIR / "flat")
+    # the run's other stores of the same dimension
+    assert drift.options == ["(choose a store)", "flat (1,797 × 6)", "shifted (1,797 × 6)"]
+    assert flat != shifted
+    drift.set_value(shifted).run(timeout=60)
+    settle(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["p-value"]) < 0.01
+    novel = float(metrics["Novel new points"].rstrip("%")) / 100
+    assert novel == pytest.approx(1 / 3, abs=0.03)  # the moved third, and hardly anything else
+    assert float(metrics["In clusters this set lacks"].rstrip("%")) / 100 == pytest.approx(
+        1 / 3, abs=0.05
+    )
+    assert any("differ at α = 0.05" in c.value for c in at.caption)
+    (novelty,) = [c for c in at.get("plotly_chart") if "lms_drift_chart" in str(c.proto.id)]
+    assert novelty is not None
+
+
+def test_all_identical_latents_get_a_clear_message_not_an_exception(monkeypatch, root):
+    at = page(monkeypatch, root, "flat")
+    colour(at, "cluster")
+    (error,) = at.error  # the map cannot be drawn; the clusters (one) say the same in lsx
+    assert "identical" in error.value
+    assert "collapsed" in error.value
+    assert not at.exception
+    z = np.load(root / "run" / STORES_DIR / "flat" / "z.npy")
+    assert "collapsed" in fit_clusters(z, seed=0).note
