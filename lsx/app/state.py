@@ -49,6 +49,8 @@ LMS_COLOR = "lms_color"
 LMS_CHART = "lms_chart"
 LMS_LATENT_DIM = "lms_latent_dim"  # colour "latent": which dimension
 LMS_CONTOURS = "lms_contours"  # density contours over the map
+LMS_RENDERER = "lms_renderer"  # "webgl" (every point) or "plotly"; None: by the store's size
+LMS_POINTMAP = "lms_pointmap"  # the WebGL map's component state (its last selection)
 LMS_K_AUTO = "lms_k_auto"  # clusters of a store (lsx.app.store_structure): k by silhouette ...
 LMS_K = "lms_k"  # ... or this k
 LMS_GALLERY = "lms_gallery"  # the gallery shows: the map's selection, top outliers, a cluster
@@ -173,6 +175,7 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         LMS_COLOR: None,  # None: the store's primary label
         LMS_LATENT_DIM: 0,
         LMS_CONTOURS: False,
+        LMS_RENDERER: None,
         LMS_K_AUTO: True,
         LMS_K: 8,
         LMS_GALLERY: "map selection",

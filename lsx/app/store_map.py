@@ -28,7 +28,7 @@ import streamlit as st
 
 from lsx.analysis.projection import sample_per_class
 from lsx.analysis.tiers import EXACT_MAX, plan_projection
-from lsx.app import set_tags, state, store_structure, widgets
+from lsx.app import pointmap, set_tags, state, store_structure, widgets
 from lsx.app.cache import embedding_sets, projection_jobs, store_entries
 from lsx.data.lazy import FOLDER_PREFIX, open_source
 from lsx.embeddings import MODEL_KIND, EmbeddingSet, images_for_app, store_path
@@ -44,12 +44,19 @@ from lsx.viz.density import (
 )
 from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
+from lsx.viz.pointmap import encode_points, quantised
 
 # Up to this many points every point is a WebGL marker with box/lasso; above it, a density
 # raster of all plus a per-class sample. At 50,000 the chart is about 0.8 MB of JSON.
 SCATTER_MAX = 50_000
 DENSITY_SAMPLE = 5_000  # selectable points drawn over the raster
 GALLERY_CAP = 32
+RENDERERS = {"webgl": "WebGL: every point", "plotly": "Plotly"}
+RENDERER_HELP = (
+    "WebGL draws every point: hover any point, zoom and pan (wheel, drag) at full resolution, "
+    "lasso or box any region. Plotly draws every point up to 50,000; above, a density raster "
+    "with 5,000 selectable markers."
+)
 AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
 _SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe another store
 
@@ -313,6 +320,7 @@ class StoreSettings:
     color: str  # an option of color_options (``latent:<d>`` for one dimension)
     k: int | None  # clusters; None: chosen by silhouette
     contours: bool
+    renderer: str  # "webgl" or "plotly"
 
 
 def store_controls(store: LatentStore) -> StoreSettings:
@@ -339,12 +347,18 @@ def store_controls(store: LatentStore) -> StoreSettings:
             dim = st.number_input(f"Latent dimension (0 – {store.dim - 1})", 0, store.dim - 1,
                                   step=1, key=state.LMS_LATENT_DIM)  # fmt: skip
             color = f"latent:{int(dim)}"
-        st.toggle("Density contours", key=state.LMS_CONTOURS,
-                  help="Lines of equal density over the map (every point counts).")  # fmt: skip
+        if st.session_state.get(state.LMS_RENDERER) not in RENDERERS:
+            st.session_state[state.LMS_RENDERER] = "webgl" if store.n > SCATTER_MAX else "plotly"
+        st.radio("Renderer", list(RENDERERS), key=state.LMS_RENDERER,
+                 format_func=RENDERERS.__getitem__, help=RENDERER_HELP)  # fmt: skip
+        renderer = str(st.session_state[state.LMS_RENDERER])
+        if renderer == "plotly":
+            st.toggle("Density contours", key=state.LMS_CONTOURS,
+                      help="Lines of equal density over the map (every point counts).")  # fmt: skip
     k = store_structure.k_choice()
     return StoreSettings(
         str(st.session_state[state.LMS_METHOD]), int(st.session_state[state.LMS_SEED]), color,
-        k, bool(st.session_state[state.LMS_CONTOURS]),
+        k, bool(st.session_state[state.LMS_CONTOURS]) and renderer == "plotly", renderer,
     )  # fmt: skip
 
 
@@ -393,20 +407,16 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
         st.error(str(err))
         return
     st.markdown(f"**Projection:** {frame.tier_text} · PCA is always offered.")
-    st.markdown(headline(frame) + f" · {method.upper()} 2-D · coloured by {frame.color_title}")
-    fig = store_figure(frame, uirevision=f"{path}|{method}|{view.seed}")
-    if view.contours:
-        try:
-            add_density_contours(fig, _contour_grid(path, version, method, view.seed))
-        except LsxError as err:
-            st.warning(f"Density contours not drawn: {err}")
-    event = st.plotly_chart(
-        fig, key=state.LMS_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
-    )
+    shown = (f"Showing **all {frame.n_total:,}** points (WebGL: hover, zoom, lasso)"
+             if view.renderer == "webgl" else headline(frame))  # fmt: skip
+    st.markdown(shown + f" · {method.upper()} 2-D · coloured by {frame.color_title}")
+    if view.renderer == "webgl":
+        ids = _webgl(path, version, method, view.seed, color, view.k)
+    else:
+        ids = _plotly(path, version, method, view, frame)
     with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
         st.json(frame.manifest, expanded=1)
     st.subheader("Selection")
-    ids = widgets.selected_ids(event, frame.ids)
     if emb is not None:
         ids = set_tags.tag_panel(emb, ids)
     ids = store_structure.gallery_ids(store, found, ids)
@@ -421,6 +431,43 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
             path, version, view.k, lambda shown: store_images(path, version, shown)
         )
     store_structure.drift_section(path, drift_candidates(path, emb, store.dim))
+
+
+def _plotly(
+    path: str, version: int, method: str, view: StoreSettings, frame: StoreFrame
+) -> list[int]:
+    """The Plotly map (every point up to ``SCATTER_MAX``, else raster + sample); selected ids."""
+    fig = store_figure(frame, uirevision=f"{path}|{method}|{view.seed}")
+    if view.contours:
+        try:
+            add_density_contours(fig, _contour_grid(path, version, method, view.seed))
+        except LsxError as err:
+            st.warning(f"Density contours not drawn: {err}")
+    event = st.plotly_chart(
+        fig, key=state.LMS_CHART, on_select="rerun", selection_mode=("points", "box", "lasso")
+    )
+    return widgets.selected_ids(event, frame.ids)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Packing every point for the WebGL map ...")
+def webgl_data(
+    path: str, version: int, method: str, seed: int, color: str, k: int | None
+) -> tuple[bytes, np.ndarray]:
+    """The WebGL map's payload of every point and their coordinates as drawn (quantised)."""
+    store = _open(path, version)
+    coords, _, _ = cached_store_projection(store, method, 2, seed)
+    found = store_structure.structure(path, version, k) if color in STRUCTURE_COLORS else None
+    cv = color_values(store, color, found)
+    payload = encode_points(coords, cv.values, categories=cv.categories, title=cv.title,
+                            extra={"view": f"{path}|{method}|{seed}"})  # fmt: skip
+    return payload, quantised(coords)
+
+
+def _webgl(path: str, version: int, method: str, seed: int, color: str, k: int | None) -> list[int]:
+    """Every point on the WebGL map; the ids of the user's last selection on this view."""
+    payload, coords = webgl_data(path, version, method, seed, color, k)
+    sel = pointmap.point_map(payload, key=state.LMS_POINTMAP)
+    return pointmap.selection_ids(sel, coords, f"{path}|{method}|{seed}")
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

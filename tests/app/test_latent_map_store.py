@@ -125,6 +125,8 @@ def test_dataset_stays_the_default_and_stores_are_offered(monkeypatch, root):
 def test_big_store_shows_the_density_tier(monkeypatch, root):
     at = page(monkeypatch, root, "big")
     assert not at.exception
+    assert at.sidebar.radio(key=state.LMS_RENDERER).value == "webgl"  # the default above 50k
+    at.sidebar.radio(key=state.LMS_RENDERER).set_value("plotly").run(timeout=60)
     assert not at.error
     text = lines(at)
     assert "exact PCA on 120,000 points" in text
@@ -293,3 +295,41 @@ def test_scatter_tier_ends_at_scatter_max_with_a_lean_chart(tmp_path):
     assert above.grid.n_points == store_map.SCATTER_MAX + 1
     assert figs["above"]["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
     assert len(json.dumps(figs["above"])) < size / 3
+
+
+def test_webgl_map_sends_every_point_and_a_lasso_selects_over_all_of_them(monkeypatch, root):
+    from lsx.viz.pointmap import decode_points, ids_in_polygon, quantised
+
+    at = page(monkeypatch, root, "big")
+    assert not at.exception
+    assert f"Showing **all {N_BIG:,}** points (WebGL" in lines(at)
+    assert not at.get("plotly_chart")
+    path = str(root / "run" / STORES_DIR / "big")
+    version = store_map._version(path)
+    payload, q = store_map.webgl_data(path, version, "pca", 0, "label:class", None)
+    header, xy, colour, _ = decode_points(payload)
+    assert header["n"] == N_BIG
+    assert len(payload) < 6 * N_BIG + 10_000  # 5 bytes per point and a header
+    assert header["categories"] == [f"c{i}" for i in range(5)]
+    store = open_store(Path(path))
+    assert np.array_equal(colour, np.asarray(store.labels["class"]))
+    coords, _, _ = lsx.latents.projections.cached_store_projection(store, "pca", 2, 0)
+    np.testing.assert_allclose(xy, quantised(coords))
+    # a lasso anywhere on the map selects over all 120,000 points, not over a sample
+    x0, x1, y0, y1 = header["extent"]
+    box = [[x0, y0], [(x0 + x1) / 2, y0], [(x0 + x1) / 2, y1], [x0, y1]]  # the left half
+    expected = ids_in_polygon(q, box)
+    assert 1_000 < len(expected) < N_BIG
+    view = f"{path}|pca|0"
+    at.session_state[state.LMS_POINTMAP] = {
+        "selection": {"view": view, "kind": "box", "polygon": box, "stamp": 1}
+    }
+    at.run(timeout=60)
+    assert not at.exception
+    assert any(f"Showing 32 of {len(expected)} selected" in c.value for c in at.caption)
+    # a selection made on another view (another projection) is not applied to this one
+    at.session_state[state.LMS_POINTMAP] = {
+        "selection": {"view": f"{path}|umap|0", "kind": "box", "polygon": box, "stamp": 2}
+    }
+    at.run(timeout=60)
+    assert not any("selected" in c.value and "Showing" in c.value for c in at.caption)

@@ -92,6 +92,8 @@ def test_store_map_density_tier_and_box_selection(page, server, setup):
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_test_id("stSelectbox").filter(has_text="Map of").click()
     page.get_by_role("option", name=re.compile(r"\(120,000 × 3\)")).click()
+    wait_idle(page)
+    sidebar.get_by_text("Plotly", exact=True).click()  # above 50,000 the default is WebGL
 
     page.get_by_text(
         re.compile(r"Showing 5,000 of 120,000 points as selectable markers .*density raster")
@@ -130,6 +132,83 @@ def test_store_map_density_tier_and_box_selection(page, server, setup):
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(5, 5)
     page.screenshot(path=str(ARTIFACTS / "latent_map_store.png"))
+    _no_errors(page, server)
+
+
+MAP = ".lsx-pointmap"
+
+
+def _pick_big_store(page, server) -> None:
+    page.goto(f"{server.url}/latent_map?run={RUN}")
+    page.wait_for_selector(PLOT, timeout=WAIT_MS)  # the run's dataset first
+    wait_idle(page)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").filter(has_text="Map of").click()
+    page.get_by_role("option", name=re.compile(r"\(120,000 × 3\)")).click()
+    page.wait_for_selector(f"{MAP}[data-ready='1']", timeout=WAIT_MS)
+    wait_idle(page)
+
+
+def _point_at(page, i: int) -> tuple[float, float]:
+    return tuple(page.locator(MAP).evaluate(f"el => el.pointAt({i})"))
+
+
+@pytest.mark.browser
+def test_webgl_map_draws_every_point_hovers_and_lassos_with_the_right_ids(page, server, setup):
+    from lsx.latents.projections import cached_store_projection
+    from lsx.viz.pointmap import ids_in_polygon, quantised
+
+    _pick_big_store(page, server)
+    assert page.get_by_text(re.compile(r"Showing all 120,000 points \(WebGL")).count() == 1
+    renderer = page.locator(MAP).get_attribute("data-renderer")
+    assert renderer in ("webgl", "canvas2d")  # canvas2d: the browser has no WebGL at all
+    assert page.locator(MAP).get_by_text(f"120,000 points · {renderer}").count() == 1
+    coords, _, hit = cached_store_projection(open_store(setup[2]), "pca", 2, 0, compute=False)
+    assert hit
+    q = quantised(coords)
+    # hover: the right-most point (alone at its pixel) shows its id and class in the tooltip
+    far = int(np.argmax(q[:, 0]))
+    page.mouse.move(*_point_at(page, far))
+    tip = page.locator(".lsx-pointmap-tip")
+    tip.wait_for(state="visible", timeout=WAIT_MS)
+    assert tip.inner_text().startswith(f"id {far}\n")
+    # the page-pixel <-> data mapping, from two points the map reports
+    a, b = int(np.argmin(q[:, 0])), far
+    (pa, pb) = _point_at(page, a), _point_at(page, b)
+    sx = (q[b, 0] - q[a, 0]) / (pb[0] - pa[0])
+    sy = (q[b, 1] - q[a, 1]) / (pb[1] - pa[1])
+    to_data = lambda x, y: (q[a, 0] + (x - pa[0]) * sx, q[a, 1] + (y - pa[1]) * sy)  # noqa: E731
+    # lasso a triangle around the middle of the cloud
+    page.get_by_role("button", name="Lasso").click()
+    box = page.locator(f"{MAP} canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    tri = [(cx - 120, cy - 80), (cx + 120, cy - 60), (cx, cy + 110)]
+    page.mouse.move(*tri[0])
+    page.mouse.down()
+    for x, y in (*tri[1:], tri[0]):
+        page.mouse.move(x, y, steps=15)
+    page.mouse.up()
+    caption = page.get_by_text(re.compile(r"Showing \d+ of \d+ selected"))
+    caption.wait_for(timeout=WAIT_MS)
+    wait_idle(page)
+    shown, selected = map(int, re.findall(r"\d+", caption.inner_text())[:2])
+    expected = ids_in_polygon(q, [to_data(x, y) for x, y in tri])
+    assert selected > 1000  # a real region of the 120,000 points
+    assert abs(selected - len(expected)) <= 0.01 * len(expected)  # the path has more vertices
+    captions = page.get_by_test_id("stImageCaption").all_inner_texts()
+    assert len(captions) == shown == 32
+    ids = [int(re.match(r"id (\d+)", c).group(1)) for c in captions]
+    assert len(set(ids) & set(expected.tolist())) >= 30  # the ids came back right
+    # zoom in on the centre: the map re-renders at full resolution
+    page.get_by_role("button", name="Pan / zoom").click()
+    page.mouse.move(cx, cy)
+    for _ in range(5):
+        page.mouse.wheel(0, -200)
+    status = page.locator(MAP).get_by_text(re.compile(r"zoom ([2-9]|\d{2,})\.\dx"))
+    status.wait_for(timeout=WAIT_MS)  # 5 wheel steps: about 2.1x
+    assert float(page.locator(MAP).get_attribute("data-frame-ms")) >= 0  # re-rendered, timed
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "latent_map_webgl.png"))
     _no_errors(page, server)
 
 
