@@ -133,15 +133,18 @@ def switch(page, renderer: str) -> float:
     return seconds
 
 
-def select(page, renderer: str) -> tuple[float, int]:
-    """Lasso (WebGL) or box (Plotly) over the middle of the map; seconds to the gallery."""
+def select(page, renderer: str, r: int) -> tuple[float, int]:
+    """Lasso (WebGL) or box (Plotly) near the middle of the map (moved a little each round, so
+    every round is a new selection); seconds from mouse up to the new gallery."""
     if renderer == "webgl":
         page.get_by_role("button", name="Lasso").click()
         box = page.locator(f"{MAP} canvas").first.bounding_box()
     else:
         box = page.locator(f"{PLOT} .nsewdrag").first.bounding_box()
-    x0, y0 = box["x"] + 0.4 * box["width"], box["y"] + 0.4 * box["height"]
-    x1, y1 = box["x"] + 0.6 * box["width"], box["y"] + 0.6 * box["height"]
+    f = 0.4 + 0.02 * r
+    x0, y0 = box["x"] + f * box["width"], box["y"] + f * box["height"]
+    x1, y1 = box["x"] + (f + 0.2) * box["width"], box["y"] + (f + 0.2) * box["height"]
+    before = page.get_by_text(re.compile(r"Showing \d+ of \d+ selected")).all_inner_texts()
     page.mouse.move(x0, y0)
     page.mouse.down()
     if renderer == "webgl":  # a lasso along the box's edges
@@ -153,7 +156,13 @@ def select(page, renderer: str) -> tuple[float, int]:
     start = time.perf_counter()
     page.mouse.up()
     caption = page.get_by_text(re.compile(r"Showing \d+ of \d+ selected"))
-    caption.wait_for(timeout=WAIT_MS)
+    old = json.dumps(before[0] if before else "")
+    page.wait_for_function(  # a new selection's caption
+        "() => { const e = [...document.querySelectorAll('[data-testid=\"stCaptionContainer\"]')]"
+        f".find(c => /Showing \\d+ of \\d+ selected/.test(c.innerText));"
+        f" return e && e.innerText !== {old}; }}",
+        timeout=WAIT_MS,
+    )
     page.wait_for_function(
         "() => [...document.querySelectorAll(\"[data-testid='stImageContainer'] img\")]"
         ".some(i => i.complete && i.naturalWidth > 0)",
@@ -213,7 +222,7 @@ def measure(n: int, rounds: int, chromium: str) -> dict[str, Any]:
                 for r in range(rounds):
                     for renderer in ("webgl", "plotly"):
                         paint = switch(page, renderer)
-                        sel, count = select(page, renderer)
+                        sel, count = select(page, renderer, r)
                         run = {"round": r + 1, "renderer": renderer, "paint_s": round(paint, 2),
                                "selection_s": round(sel, 2), "selected": count}  # fmt: skip
                         if renderer == "webgl":
