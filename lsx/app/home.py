@@ -151,7 +151,11 @@ def _runs_and_training(runs: list, skipped: list, root: Path) -> None:
     if skipped:
         st.warning(
             f"Skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not "
-            "valid runs: " + "; ".join(f"`{name}` ({reason})" for name, reason in skipped)
+            "valid runs: "
+            + "; ".join(
+                f"**{widgets.md_escape(name)}** ({widgets.md_escape(reason)})"
+                for name, reason in skipped
+            )
         )
     st.subheader("Train a run")
     st.code(widgets.TRAIN_COMMAND, language="bash")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -168,6 +169,16 @@ def stability_line(run_dir: str | Path) -> str | None:
     return f"test accuracy over {rows[0].get('seeds', '?')} seeds: " + " · ".join(parts)
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` shown literally by ``st.markdown``: every Markdown (and Streamlit directive)
+    character backslash-escaped, so a folder or kind name from an untrusted ``config.json`` can
+    not turn into a link, an image fetched from elsewhere, or a colour directive."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
 def skipped_note(skipped: Sequence[tuple[str, str]], root: Path) -> None:
     """An expander naming each skipped entry of the checkpoints folder and why it was skipped.
 
@@ -182,7 +193,7 @@ def skipped_note(skipped: Sequence[tuple[str, str]], root: Path) -> None:
         return
     noun = "entry" if len(skipped) == 1 else "entries"
     with st.expander(f"Skipped {len(skipped)} {noun} in {root.name}/"):
-        st.markdown("\n".join(f"- `{name}`: {reason}" for name, reason in skipped))
+        st.markdown("\n".join(f"- **{md_escape(n)}**: {md_escape(r)}" for n, r in skipped))
 
 
 # ------------------------------------------------------------------------------ run picker

@@ -3,13 +3,14 @@ on skipped entries (junk folders, broken configs, pickles)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from lsx.app import state
+from lsx.app import state, widgets
 from lsx.app.cache import THREADS_ENV
 from lsx.checkpoint import save_checkpoint
 from lsx.data import load_dataset
@@ -81,7 +82,7 @@ def test_skipped_entries_are_named_with_reasons(monkeypatch, tmp_path):
     assert list(at.dataframe[0].value["run"]) == ["good"]
     note = at.warning[0].value
     for name in ("junk", "notes.txt", "broken-config", "pickled"):
-        assert f"`{name}`" in note
+        assert f"**{widgets.md_escape(name)}**" in note
     assert "not valid JSON" in note
     assert "never unpickles" in note
     assert at.sidebar.expander[0].label == "Skipped 4 entries in " + tmp_path.name + "/"
@@ -161,3 +162,18 @@ def test_the_page_icon_is_a_file_shipped_with_lsx_not_an_icon_from_the_internet(
     icon = Path(seen["page_icon"])  # a ":material/...:" icon is fetched from fonts.gstatic.com
     assert icon.is_file()
     assert icon.is_relative_to(Path(APP).parent / "lsx")
+
+
+def test_untrusted_names_in_skipped_runs_are_shown_literally(monkeypatch, tmp_path):
+    make_run(tmp_path, "good")
+    bad = make_run(tmp_path, "[click](javascript:alert)")
+    config = json.loads((bad / "config.json").read_text())
+    config["kind"] = config["config"]["kind"] = "![img](http://example.invalid/x.png) :red[alarm]"
+    (bad / "config.json").write_text(json.dumps(config))
+    at = home(monkeypatch, tmp_path)
+    assert not at.exception
+    shown = [at.warning[0].value, *(m.value for m in at.sidebar.expander[0].markdown)]
+    for text in shown:
+        assert widgets.md_escape("![img](http://example.invalid/x.png) :re") in text  # escaped
+        assert "](http" not in text  # no link, no image fetched from elsewhere
+        assert ":red[" not in text  # no colour directive
