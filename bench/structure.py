@@ -57,8 +57,8 @@ def _rss_mib() -> float:
 def measure(n: int, threads: int, tmp: Path) -> dict[str, Any]:
     from sklearn.metrics import adjusted_rand_score
 
+    from lsx.analysis.drift import drift_test
     from lsx.analysis.structure import (
-        drift_test,
         fit_clusters,
         near_duplicate_groups,
         outlier_scores,

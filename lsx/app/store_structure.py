@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from lsx.analysis.structure import NOVEL_QUANTILE, cluster_table, drift_test, top_share
+from lsx.analysis.drift import NOVEL_QUANTILE, drift_test
+from lsx.analysis.structure import cluster_table, top_share
 from lsx.app import background, state
 from lsx.app.cache import projection_jobs
 from lsx.errors import LsxError

@@ -14,6 +14,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
+from lsx.analysis import drift as D
 from lsx.analysis import structure as S
 from lsx.errors import ConfigError, DataShapeError
 
@@ -157,7 +158,7 @@ def test_drift_test_has_its_size_under_the_null():
     rejections = 0
     for split in range(50):
         ids = np.random.default_rng(split).permutation(len(population))
-        res = S.drift_test(population[ids[:150]], population[ids[150:300]], seed=split,
+        res = D.drift_test(population[ids[:150]], population[ids[150:300]], seed=split,
                            n_permutations=200, clusters=False)  # fmt: skip
         rejections += res.p_value < 0.05
     assert rejections <= 5  # at most 10 % false positives at alpha = 0.05
@@ -169,18 +170,18 @@ def test_drift_test_finds_a_shift_and_the_new_cluster():
     new, _ = blobs(200, 3, 8, 6)  # same centres, other noise ...
     new = new[rng.permutation(len(new))[:400]]
     novel = rng.normal(0, 0.5, size=(200, 8)) + 25.0  # ... plus a cluster the reference lacks
-    res = S.drift_test(ref, np.concatenate([new, novel]).astype(np.float32), seed=0)
+    res = D.drift_test(ref, np.concatenate([new, novel]).astype(np.float32), seed=0)
     assert res.p_value <= 0.01
     assert res.novel_clusters
     assert res.share_in_novel_clusters == pytest.approx(200 / 600, abs=0.02)
     assert res.novelty.shape == (600,)
     assert (res.novelty[400:] > res.novelty_threshold).all()  # every new-cluster point is novel
     assert (res.novelty[:400] > res.novelty_threshold).mean() < 0.1
-    same = S.drift_test(ref, new, seed=0)
+    same = D.drift_test(ref, new, seed=0)
     assert same.novel_clusters == ()
     assert same.share_in_novel_clusters == 0.0
 
 
 def test_drift_test_refuses_sets_of_different_dimension():
     with pytest.raises(DataShapeError, match="same checkpoint"):
-        S.drift_test(np.zeros((10, 4)), np.zeros((10, 5)))
+        D.drift_test(np.zeros((10, 4)), np.zeros((10, 5)))
