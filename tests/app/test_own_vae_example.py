@@ -10,13 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
 from streamlit.testing.v1 import AppTest
 
 from lsx.app import state
 from lsx.app.cache import THREADS_ENV
 from lsx.checkpoint import list_runs
+from tests.notebooks import run_notebook
 from tests.plugin_site import EXAMPLE, example_site, installed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,13 +30,7 @@ def test_own_vae_notebook_exports_a_run_the_app_opens(monkeypatch, tmp_path):
     with installed(monkeypatch, *paths):  # sys.path here, PYTHONPATH for the kernel
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.environ["PYTHONPATH"], str(ROOT)]))
         monkeypatch.setenv(state.CHECKPOINTS_ENV, str(runs))
-        nb = nbformat.read(NOTEBOOK, as_version=4)
-        client = NotebookClient(
-            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        )
-        client.execute()  # raises CellExecutionError on the first failing cell
-        outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
-        assert not [out for out in outputs if out.output_type == "error"]
+        _, outputs = run_notebook(NOTEBOOK, tmp_path, timeout=300)  # fails on any error
         mimes = [set(out.get("data", {})) for out in outputs]
         assert sum("application/vnd.jupyter.widget-view+json" in m for m in mimes) == 1
         assert any("image/png" in m for m in mimes)  # the decoded selection
