@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -206,3 +207,50 @@ def export_run(
         for a, names in ds.label_names.items()
     }
     return export_table(chosen, n_train, labels, z[chosen], coords[chosen], err[chosen], tag or "")
+
+
+def store_table(
+    store: Any,
+    ids: Sequence[int] | np.ndarray,
+    coords: np.ndarray,
+    *,
+    clusters: np.ndarray | None = None,
+    outlier: np.ndarray | None = None,
+    tag: str | Sequence[str] = "",
+) -> pd.DataFrame:
+    """One row per selected row of a latent store (:class:`lsx.latents.LatentStore`).
+
+    Columns: ``id`` (the store's row), ``row`` (the source's row), ``label_<attribute>`` (class
+    names), ``z_*``, ``map_1``, ``map_2``, ``recon_error`` (left out when the store has no
+    decoder: an embedding set), ``cluster`` and ``outlier_score`` when given (every row of the
+    store, e.g. :class:`lsx.latents.structure.StoreStructure`'s), ``tag``. ``coords``: the map of
+    every row of the store.
+    """
+    keep = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if keep.size == 0:
+        raise _empty("the selection")
+    if keep.min() < 0 or keep.max() >= store.n:
+        raise ConfigError(
+            f"Ids must be store rows 0..{store.n - 1}; got {keep.min()}..{keep.max()}."
+        )
+    order = np.argsort(keep, kind="stable")  # memory maps read fastest in row order
+    rows = keep[order]
+    labels = {
+        a: np.asarray(names, dtype=object)[np.asarray(store.labels[a][rows])]
+        for a, names in store.label_names.items()
+    }
+    tags = tag if isinstance(tag, str) else np.asarray(tag, dtype=object)[order]
+    frame = export_table(
+        rows, store.n, labels, np.asarray(store.z[rows]), np.asarray(coords[rows]),
+        np.asarray(store.recon_error[rows]), tags,
+    )  # fmt: skip
+    frame = frame.drop(columns=["split", "index"])  # a store has one split (in its manifest)
+    frame.insert(1, "row", np.asarray(store.rows[rows]))
+    if not np.isfinite(frame["recon_error"]).any():  # an embedding set: no decoder
+        frame = frame.drop(columns=["recon_error"])
+    at = frame.columns.get_loc("tag")
+    if outlier is not None:
+        frame.insert(at, "outlier_score", np.asarray(outlier)[rows].astype(np.float32))
+    if clusters is not None:
+        frame.insert(at, "cluster", np.asarray(clusters)[rows].astype(np.int64))
+    return frame.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)  # ids' order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -68,3 +69,28 @@ def test_a_corrupt_or_foreign_entry_is_recomputed_not_served(store):
         m["store"]["checkpoint_sha"] = "other"
         path.write_text(json.dumps(m))
     assert cached_store_structure(store, seed=5, compute=False) == (None, False)
+
+
+def test_store_table_of_a_selection_in_the_ids_order(store):
+    from lsx.export import store_table, table_bytes
+    from lsx.latents.projections import cached_store_projection
+
+    coords, _, _ = cached_store_projection(store, "pca", 2, 0)
+    found, _ = cached_store_structure(store, seed=3)
+    ids = [2500, 7, 1200, 7 + 1]
+    frame = store_table(store, ids, coords, clusters=found.labels, outlier=found.outlier)
+    assert frame["id"].tolist() == ids
+    assert frame["row"].tolist() == np.asarray(store.rows)[ids].tolist()
+    names = store.label_names[store.primary]
+    assert frame[f"label_{store.primary}"].tolist() == [names[c] for c in store.y[ids]]
+    z = frame[[f"z_{j}" for j in range(store.dim)]].to_numpy()
+    np.testing.assert_array_equal(z, np.asarray(store.z)[ids])
+    np.testing.assert_array_equal(frame[["map_1", "map_2"]].to_numpy(), coords[ids])
+    np.testing.assert_array_equal(frame["recon_error"], np.asarray(store.recon_error)[ids])
+    assert frame["cluster"].tolist() == found.labels[ids].tolist()
+    np.testing.assert_array_equal(frame["outlier_score"], found.outlier[ids])
+    assert np.load(io.BytesIO(table_bytes(frame, "npy"))).shape == (4, store.dim)
+    with pytest.raises(ConfigError, match="Nothing to export"):
+        store_table(store, [], coords)
+    with pytest.raises(ConfigError, match="store rows"):
+        store_table(store, [store.n], coords)

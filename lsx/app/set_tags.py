@@ -6,11 +6,14 @@ vectors and map coordinates.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
+from lsx.app import widgets
 from lsx.embeddings import EmbeddingSet
 from lsx.errors import LsxError
 from lsx.latents.projections import cached_store_projection
@@ -65,44 +68,39 @@ def tag_panel(emb: EmbeddingSet, ids: list[int]) -> list[int]:
     return [int(i) for i in tags[shown]]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _export_bytes(
-    folder: str, version: int, method: str, seed: int, ids: tuple[int, ...], stamp: int
-) -> dict[str, bytes]:
+def export_frame(folder: str, method: str, seed: int, ids: Sequence[int], found: Any = None):
+    """The selection of a set as a table: id, metadata, labels, vector, map coordinates,
+    cluster and outlier score (when ``found``: the set's store structure), tag."""
     from lsx.embeddings import load_embedding_set
-    from lsx.export import export_table, table_bytes  # pandas: not on the map's first request
+    from lsx.export import store_table  # pandas: not on the map's first request
 
     emb = load_embedding_set(folder)
     keep = np.asarray(ids, dtype=np.int64)
     coords, _, _ = cached_store_projection(emb.store, method, 2, seed)
-    labels = {
-        a: np.asarray(names, dtype=object)[np.asarray(emb.labels[a])[keep]]
-        for a, names in emb.label_names.items()
-    }
-    frame = export_table(
-        keep, emb.n, labels, np.asarray(emb.z[keep]), np.asarray(coords)[keep],
-        np.asarray(emb.store.recon_error[keep]), tag_labels(read_tags(emb.path), keep),
+    frame = store_table(
+        emb.store, keep, coords, tag=tag_labels(read_tags(emb.path), keep),
+        clusters=None if found is None else found.labels,
+        outlier=None if found is None else found.outlier,
     )  # fmt: skip
-    frame = frame.drop(columns=["split", "index", "recon_error"])  # one split, no decoder
+    frame = frame.drop(columns=["row"])  # a set's rows are its ids
     meta = emb.metadata()
     for col in meta.columns:
         frame.insert(1, f"meta_{col}", meta[col].to_numpy()[keep])
-    return {fmt: table_bytes(frame, fmt) for fmt in ("csv", "parquet", "npy")}
+    return frame
 
 
 def export_panel(
-    emb: EmbeddingSet, ids: list[int], path: str, version: int, method: str, seed: int
+    emb: EmbeddingSet, ids: list[int], method: str, seed: int, found: Any = None
 ) -> None:
-    """Download buttons: the selection with labels, metadata, vectors and map coordinates."""
+    """Download buttons: the selection with labels, metadata, vectors and map coordinates (the
+    files are made when a button is clicked)."""
     st.subheader("Export")
-    data = _export_bytes(str(emb.path), version, method, seed, tuple(ids), _stamp(emb.path))
+    extra = ", cluster, outlier score" if found is not None else ""
     st.caption(
-        f"{len(ids):,} rows: id, metadata, labels, vector, {method.upper()} coordinates, tag."
+        f"{len(ids):,} rows: id, metadata, labels, vector, {method.upper()} coordinates{extra}, "
+        "tag."
     )
-    mimes = {"csv": "text/csv", "parquet": "application/octet-stream",
-             "npy": "application/octet-stream"}  # fmt: skip
-    for col, (fmt, mime) in zip(st.columns(3), mimes.items(), strict=True):
-        col.download_button(
-            fmt.upper() if fmt != "npy" else "Vectors (.npy)", data[fmt],
-            file_name=f"{emb.name}-selection.{fmt}", mime=mime, key=f"set_export_{fmt}",
-        )  # fmt: skip
+    folder, chosen = str(emb.path), tuple(ids)
+    widgets.download_buttons(
+        emb.name, lambda: export_frame(folder, method, seed, chosen, found), "set_export"
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -424,8 +425,10 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
         st.caption("Colour by cluster or outlier score (sidebar) to find clusters and outliers; "
                    "then the gallery can show a cluster or the top 1 % outliers.")  # fmt: skip
     _gallery(path, version, ids)
-    if emb is not None and ids:
-        set_tags.export_panel(emb, ids, path, version, method, view.seed)
+    if ids and emb is not None:
+        set_tags.export_panel(emb, ids, method, view.seed, found)
+    elif ids:
+        export_panel(path, version, method, view.seed, ids, found)
     if found is not None:
         store_structure.clusters_section(
             path, version, view.k, lambda shown: store_images(path, version, shown)
@@ -475,6 +478,35 @@ def _contour_grid(path: str, version: int, method: str, seed: int) -> DensityGri
     """Counts of every point of the map on the contours' coarse grid (small; cached)."""
     coords, _, _ = cached_store_projection(_open(path, version), method, 2, seed)
     return density_grid(coords, bins=CONTOUR_BINS)
+
+
+def export_frame(path: str, method: str, seed: int, ids: Sequence[int], found: Any = None):
+    """The selection of a store as a table (:func:`lsx.export.store_table`)."""
+    from lsx.export import store_table  # pandas: not on the map's first request
+
+    store = open_store(Path(path))
+    coords, _, _ = cached_store_projection(store, method, 2, seed)
+    return store_table(
+        store, ids, coords, clusters=None if found is None else found.labels,
+        outlier=None if found is None else found.outlier,
+    )  # fmt: skip
+
+
+def export_panel(
+    path: str, version: int, method: str, seed: int, ids: list[int], found: Any = None
+) -> None:
+    """Download buttons of the selection (made when clicked): id, source row, labels, vector,
+    map coordinates, reconstruction error, cluster and outlier score when found."""
+    st.subheader("Export")
+    extra = ", cluster, outlier score" if found is not None else ""
+    st.caption(
+        f"{len(ids):,} rows: id, source row, labels, vector, {method.upper()} coordinates, "
+        f"reconstruction error{extra}."
+    )
+    chosen = tuple(ids)
+    widgets.download_buttons(
+        Path(path).name, lambda: export_frame(path, method, seed, chosen, found), "store_export"
+    )
 
 
 def _gallery(path: str, version: int, ids: list[int]) -> None:

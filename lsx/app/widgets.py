@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -402,3 +402,21 @@ def registry_list(which: str) -> str:
 
     names = sorted(MODELS) if which == "kinds" else list(DATASETS)
     return ", ".join(f"`{name}`" for name in names)
+
+
+EXPORT_MIMES = {"csv": "text/csv", "parquet": "application/octet-stream",
+                "npy": "application/octet-stream"}  # fmt: skip
+
+
+def download_buttons(name: str, frame: Callable[[], Any], key: str) -> None:
+    """CSV, Parquet and ``.npy`` (the vectors) download buttons of a table made by ``frame()``
+    only when a button is clicked (Streamlit runs it off the page script: a large selection
+    never slows the map down). Files are ``<name>-selection.<format>``."""
+    from lsx.export import table_bytes
+
+    for col, (fmt, mime) in zip(st.columns(3), EXPORT_MIMES.items(), strict=True):
+        col.download_button(
+            fmt.upper() if fmt != "npy" else "Vectors (.npy)",
+            lambda fmt=fmt: table_bytes(frame(), fmt),
+            file_name=f"{name}-selection.{fmt}", mime=mime, key=f"{key}_{fmt}",
+        )  # fmt: skip

@@ -95,6 +95,10 @@ def test_colour_by_outlier_score_and_the_top_outliers_in_the_gallery(monkeypatch
     top = top_share(outlier_scores(z, seed=0), 0.01)
     gallery = str(at.get("image")[0].proto)
     assert all(f"id {i} ·" in gallery for i in top)
+    # the shown points can be downloaded (the files are made when a button is clicked)
+    buttons = [b.proto.label for b in at.get("download_button")]
+    assert buttons == ["CSV", "PARQUET", "Vectors (.npy)"]
+    assert any("18 rows" in c.value and "cluster, outlier score" in c.value for c in at.caption)
 
 
 def test_a_cluster_in_the_gallery_and_its_exemplars(monkeypatch, root):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -199,6 +200,13 @@ def test_webgl_map_draws_every_point_hovers_and_lassos_with_the_right_ids(page, 
     assert len(captions) == shown == 32
     ids = [int(re.match(r"id (\d+)", c).group(1)) for c in captions]
     assert len(set(ids) & set(expected.tolist())) >= 30  # the ids came back right
+    # the whole selection downloads as CSV (made when the button is clicked)
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.get_by_role("button", name="CSV").click()
+    table = pd.read_csv(download.value.path())
+    assert len(table) == selected
+    assert set(ids) <= set(table["id"])
+    assert {"row", "label_class", "z_0", "map_1", "recon_error"} <= set(table.columns)
     # zoom in on the centre: the map re-renders at full resolution
     page.get_by_role("button", name="Pan / zoom").click()
     page.mouse.move(cx, cy)
