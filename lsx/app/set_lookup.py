@@ -24,12 +24,21 @@ def _index(folder: str, version: int) -> KnnIndex:
     return build_index(np.asarray(load_embedding_set(folder).z))
 
 
-def neighbours_table(emb: EmbeddingSet, ids: np.ndarray, dist: np.ndarray) -> pd.DataFrame:
-    """One row per neighbour: id, distance, labels (names), metadata."""
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _metadata(folder: str, version: int) -> pd.DataFrame:
+    """The set's metadata table, read once per set version (not on every rerun)."""
+    return load_embedding_set(folder).metadata()
+
+
+def neighbours_table(
+    emb: EmbeddingSet, ids: np.ndarray, dist: np.ndarray, meta: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per neighbour: id, distance, labels (names), metadata (``meta``: the set's
+    metadata table, read from the set when not given)."""
     out = pd.DataFrame({"id": ids, "distance": dist})
     for attr, names in emb.label_names.items():
         out[attr] = np.asarray(names, dtype=object)[np.asarray(emb.labels[attr])[ids]]
-    meta = emb.metadata()
+    meta = emb.metadata() if meta is None else meta
     for col in meta.columns:
         if col not in out:
             out[col] = meta[col].to_numpy()[ids]
@@ -47,13 +56,14 @@ def view(emb: EmbeddingSet) -> None:
     row = int(left.number_input("Row id", 0, emb.n - 1, 0, key=ROW))
     k = int(right.slider("Neighbours", 1, min(50, emb.n - 1), min(8, emb.n - 1), key=K))
     path = str(store_path(emb.path))
-    version = store_map._version(path)
+    version = store_map.store_version(path)
     index = _index(str(emb.path), version)
     ids, dist = index.query(np.asarray(emb.z[row : row + 1]), k + 1)
     keep = ids[0] != row  # the row itself is its own nearest neighbour
     ids, dist = ids[0][keep][:k], dist[0][keep][:k]
     st.caption(f"Search: {index.info.get('method', '?')} over {emb.n:,} vectors.")
-    st.dataframe(neighbours_table(emb, ids, dist), hide_index=True)
+    meta = _metadata(str(emb.path), version)
+    st.dataframe(neighbours_table(emb, ids, dist, meta), hide_index=True)
     x, captions, why = store_map.store_images(path, version, (row, *map(int, ids)))
     if x is None:
         st.caption(f"Images not shown: {why}.")

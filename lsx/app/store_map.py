@@ -228,7 +228,8 @@ def run_stores(run_dir: str) -> list[tuple[str, str, str | None]]:
     ]  # fmt: skip
 
 
-def _version(path: str) -> int:
+def store_version(path: str) -> int:
+    """The store's version: its manifest's mtime (0 when unreadable); part of every cache key."""
     try:
         return (Path(path) / MANIFEST_NAME).stat().st_mtime_ns
     except OSError:
@@ -254,7 +255,7 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
     """
     if method == "pca":
         return None
-    version = _version(path)
+    version = store_version(path)
     return projection_jobs().job(  # the one projection worker of this process
         ("store", path, version, method, int(seed)),
         lambda: cached_store_projection(_open(path, version), method, 2, seed, compute=False)[2],
@@ -383,7 +384,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
         st.warning(f"This latent store cannot be shown: {reason}")
         return
     try:
-        version = _version(path)
+        version = store_version(path)
         store = _open(path, version)
         view = store_controls(store)
         method, color = view.method, view.color

@@ -174,7 +174,7 @@ def test_small_store_shows_every_point_and_a_gallery(monkeypatch, root):
     assert f"id 1200 · class {y[1200]}" in gallery
     assert f"id 3 · class {y[3]} · error " in gallery  # the error moved from hover to captions
     path = str(root / "run" / STORES_DIR / "digits")
-    x, _, why = store_map.store_images(path, store_map._version(path), (3, 1200))
+    x, _, why = store_map.store_images(path, store_map.store_version(path), (3, 1200))
     assert why is None
     np.testing.assert_array_equal(x, open_source("digits").read(np.array([3, 1200])))
 
@@ -305,7 +305,7 @@ def test_webgl_map_sends_every_point_and_a_lasso_selects_over_all_of_them(monkey
     assert f"Showing **all {N_BIG:,}** points (WebGL" in lines(at)
     assert not at.get("plotly_chart")
     path = str(root / "run" / STORES_DIR / "big")
-    version = store_map._version(path)
+    version = store_map.store_version(path)
     payload, q = store_map.webgl_data(path, version, "pca", 0, "label:class", None)
     header, xy, colour, _ = decode_points(payload)
     assert header["n"] == N_BIG
