@@ -25,7 +25,8 @@ MESSAGE = "set_tag_message"
 NO_TAG = "(the map's selection)"
 
 
-def _stamp(folder: Path) -> int:
+def tags_stamp(folder: Path) -> int:
+    """The version of a set's tags (``tags.json``'s mtime; 0 without tags)."""
     path = folder / "tags.json"
     return path.stat().st_mtime_ns if path.exists() else 0
 

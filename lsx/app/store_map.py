@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from lsx.embeddings import MODEL_KIND, EmbeddingSet, images_for_app, store_path
 from lsx.errors import ConfigError, LsxError
 from lsx.latents.projections import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
 from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
+from lsx.tags import read_tags, tag_labels
 from lsx.viz.density import (
     CONTOUR_BINS,
     DensityGrid,
@@ -66,7 +67,7 @@ _SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe 
 
 STRUCTURE_COLORS = ("cluster", "outlier")  # colours that need the store's structure
 COLOR_NAMES = {"cluster": "cluster (k-means in latent space)", "outlier": "outlier score",
-               "error": "reconstruction error"}  # fmt: skip
+               "error": "reconstruction error", "tag": "tag"}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,11 +79,13 @@ class ColorValues:
     title: str
 
 
-def color_options(store: LatentStore) -> list[str]:
+def color_options(store: LatentStore, tags: bool = False) -> list[str]:
     """``label:<attr>`` per label attribute, ``cluster``, ``outlier``, ``error`` (when the store
-    has reconstruction errors: not an embedding set) and ``latent`` (one latent dimension)."""
+    has reconstruction errors: not an embedding set), ``latent`` (one latent dimension) and
+    ``tag`` (``tags``: an embedding set, whose rows can be tagged)."""
     error = [] if store.manifest.get("model_kind") == MODEL_KIND else ["error"]
-    return [f"label:{a}" for a in store.label_names] + [*STRUCTURE_COLORS, *error, "latent"]
+    tag = ["tag"] if tags else []
+    return [f"label:{a}" for a in store.label_names] + [*STRUCTURE_COLORS, *error, "latent", *tag]
 
 
 def color_label(option: str) -> str:
@@ -92,10 +95,17 @@ def color_label(option: str) -> str:
     return COLOR_NAMES.get(option, "a latent dimension" if option == "latent" else option)
 
 
-def color_values(store: LatentStore, option: str, structure: Any = None) -> ColorValues:
+def color_values(
+    store: LatentStore, option: str, structure: Any = None, tags: Mapping | None = None
+) -> ColorValues:
     """The colour of every row for ``option`` (``latent:<d>`` for dimension d); ``structure``:
-    the store's :class:`lsx.latents.structure.StoreStructure`, for ``cluster`` and ``outlier``."""
+    the store's :class:`lsx.latents.structure.StoreStructure`, for ``cluster`` and ``outlier``;
+    ``tags`` (name -> row ids) for ``tag``."""
     kind, _, arg = option.partition(":")
+    if kind == "tag":
+        names = tag_labels(tags or {}, np.arange(store.n))
+        categories, codes = np.unique(names.astype(str), return_inverse=True)
+        return ColorValues(codes, tuple(categories), "tag")
     if kind == "label":
         return ColorValues(np.asarray(store.labels[arg]), tuple(store.label_names[arg]), arg)
     if kind in STRUCTURE_COLORS:
@@ -263,12 +273,26 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
     )
 
 
+def _colours(path: str, version: int, color: str, k: int | None) -> ColorValues:
+    """The colour of every row: ``cluster`` and ``outlier`` read the store's structure for
+    ``k`` (lsx.app.store_structure), ``tag`` the tags of the embedding set holding the store."""
+    found = store_structure.structure(path, version, k) if color in STRUCTURE_COLORS else None
+    tags = read_tags(Path(path).parent.parent) if color == "tag" else None  # <set>/stores/<s>
+    return color_values(_open(path, version), color, found, tags)
+
+
 @st.cache_data(max_entries=8, show_spinner="Loading the store's map ...")
 def store_frame(
-    path: str, version: int, method: str, seed: int, color: str, k: int | None = None
+    path: str,
+    version: int,
+    method: str,
+    seed: int,
+    color: str,
+    k: int | None = None,
+    tag_stamp: int = 0,
 ) -> StoreFrame:
-    """The cached frame of one store view (projection from ``<store>/projections/``); colours
-    ``cluster`` and ``outlier`` read the store's structure for ``k`` (lsx.app.store_structure)."""
+    """The cached frame of one store view (projection from ``<store>/projections/``) coloured
+    by ``color`` (:func:`_colours`; ``tag_stamp``: the tags' version, part of the key)."""
     store = _open(path, version)
     start = time.perf_counter()
     coords, manifest, hit = cached_store_projection(store, method, 2, seed)
@@ -277,10 +301,7 @@ def store_frame(
         "disk_cache": "hit" if hit else "miss",
         "load_or_compute_s": round(time.perf_counter() - start, 3),
     }
-    found = None
-    if color in STRUCTURE_COLORS:
-        found = store_structure.structure(path, version, k)
-    return make_frame(store, coords, manifest, color_values(store, color, found))
+    return make_frame(store, coords, manifest, _colours(path, version, color, k))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -325,9 +346,10 @@ class StoreSettings:
     renderer: str  # "webgl" or "plotly"
 
 
-def store_controls(store: LatentStore) -> StoreSettings:
-    """Sidebar controls of a store map: projection (form), seed, colour, clusters, contours."""
-    options = color_options(store)
+def store_controls(store: LatentStore, tags: bool = False) -> StoreSettings:
+    """Sidebar controls of a store map: projection (form), seed, colour, clusters, contours
+    (``tags``: offer colouring by tag, for an embedding set)."""
+    options = color_options(store, tags)
     if st.session_state.get(state.LMS_COLOR) not in options:
         st.session_state[state.LMS_COLOR] = options[0]
     if not 0 <= int(st.session_state[state.LMS_LATENT_DIM]) < store.dim:
@@ -386,7 +408,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
     try:
         version = store_version(path)
         store = _open(path, version)
-        view = store_controls(store)
+        view = store_controls(store, tags=emb is not None)
         method, color = view.method, view.color
         job = projection_job(path, method, view.seed)
         if job is not None:  # fitted off the request path; PCA meanwhile
@@ -404,7 +426,8 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
         found = (
             store_structure.structure(path, version, view.k) if wants and s_job is None else None
         )
-        frame = store_frame(path, version, method, view.seed, color, view.k)
+        stamp = set_tags.tags_stamp(emb.path) if emb is not None and color == "tag" else 0
+        frame = store_frame(path, version, method, view.seed, color, view.k, stamp)
     except LsxError as err:
         st.error(str(err))
         return
@@ -413,7 +436,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
              if view.renderer == "webgl" else headline(frame))  # fmt: skip
     st.markdown(shown + f" · {method.upper()} 2-D · coloured by {frame.color_title}")
     if view.renderer == "webgl":
-        ids = _webgl(path, version, method, view.seed, color, view.k)
+        ids = _webgl(path, version, method, view.seed, color, view.k, stamp)
     else:
         ids = _plotly(path, version, method, view, frame)
     with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
@@ -455,21 +478,27 @@ def _plotly(
 
 @st.cache_resource(max_entries=4, show_spinner="Packing every point for the WebGL map ...")
 def webgl_data(
-    path: str, version: int, method: str, seed: int, color: str, k: int | None
+    path: str,
+    version: int,
+    method: str,
+    seed: int,
+    color: str,
+    k: int | None,
+    tag_stamp: int = 0,
 ) -> tuple[bytes, np.ndarray]:
     """The WebGL map's payload of every point and their coordinates as drawn (quantised)."""
-    store = _open(path, version)
-    coords, _, _ = cached_store_projection(store, method, 2, seed)
-    found = store_structure.structure(path, version, k) if color in STRUCTURE_COLORS else None
-    cv = color_values(store, color, found)
+    coords, _, _ = cached_store_projection(_open(path, version), method, 2, seed)
+    cv = _colours(path, version, color, k)
     payload = encode_points(coords, cv.values, categories=cv.categories, title=cv.title,
                             extra={"view": f"{path}|{method}|{seed}"})  # fmt: skip
     return payload, quantised(coords)
 
 
-def _webgl(path: str, version: int, method: str, seed: int, color: str, k: int | None) -> list[int]:
+def _webgl(
+    path: str, version: int, method: str, seed: int, color: str, k: int | None, stamp: int
+) -> list[int]:
     """Every point on the WebGL map; the ids of the user's last selection on this view."""
-    payload, coords = webgl_data(path, version, method, seed, color, k)
+    payload, coords = webgl_data(path, version, method, seed, color, k, stamp)
     sel = pointmap.point_map(payload, key=state.LMS_POINTMAP)
     return pointmap.selection_ids(sel, coords, f"{path}|{method}|{seed}")
 

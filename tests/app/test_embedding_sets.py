@@ -159,3 +159,18 @@ def test_clusters_outliers_and_drift_on_a_set(monkeypatch, root):
     assert at.get("image")  # the set's images of its top 1 % outliers
     drift = at.selectbox(key=state.LMS_DRIFT)
     assert drift.options == ["(choose a store)", "digits-b (1,797 × 12)", "other (100 × 12)"]
+
+
+def test_colour_a_set_by_its_tags(monkeypatch, root):
+    from tests.app.test_latent_map_store import chart, customdata
+
+    save_tag(root / "digits-a", "odd", [1, 3, 5], n_samples=N)
+    at = page(monkeypatch, root, "2_latent_map.py", "digits-a")
+    at.sidebar.selectbox(key=state.LMS_COLOR).set_value("tag").run(timeout=60)
+    assert not at.exception
+    traces = {t["name"]: customdata(t) for t in chart(at)["data"]}
+    assert sorted(traces["odd"]) == [1, 3, 5]
+    assert len(traces["(untagged)"]) == N - 3
+    save_tag(root / "digits-a", "even", [2, 4], n_samples=N)  # a new tag: the map follows
+    at.run(timeout=60)
+    assert sorted(customdata(t) for t in chart(at)["data"] if t["name"] == "even")[0] == [2, 4]
