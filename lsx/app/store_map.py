@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +30,21 @@ from lsx.analysis.projection import sample_per_class
 from lsx.analysis.tiers import EXACT_MAX, plan_projection
 from lsx.app import pointmap, set_tags, state, store_structure, widgets
 from lsx.app.cache import embedding_sets, projection_jobs, store_entries
+from lsx.app.store_colors import (  # noqa: F401  (re-exported: the page, benches and tests)
+    COLOR_NAMES,
+    STRUCTURE_COLORS,
+    ColorValues,
+    color_label,
+    color_options,
+    color_values,
+)
+from lsx.app.store_export import export_frame, export_panel  # noqa: F401
 from lsx.data.lazy import FOLDER_PREFIX, open_source
 from lsx.embeddings import MODEL_KIND, EmbeddingSet, images_for_app, store_path
-from lsx.errors import ConfigError, LsxError
+from lsx.errors import LsxError
 from lsx.latents.projections import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
 from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
-from lsx.tags import read_tags, tag_labels
+from lsx.tags import read_tags
 from lsx.viz.density import (
     CONTOUR_BINS,
     DensityGrid,
@@ -63,63 +71,6 @@ AXIS_PREFIX = {"pca": "PC", "umap": "UMAP", "tsne": "t-SNE"}
 _SLOT = ("method", "n_components", "seed", "params", "tier")  # same map, maybe another store
 
 # ------------------------------------------------------------------------------ map frame
-
-
-STRUCTURE_COLORS = ("cluster", "outlier")  # colours that need the store's structure
-COLOR_NAMES = {"cluster": "cluster (k-means in latent space)", "outlier": "outlier score",
-               "error": "reconstruction error", "tag": "tag"}  # fmt: skip
-
-
-@dataclass(frozen=True, eq=False)
-class ColorValues:
-    """One colouring of every store row: class codes (``categories`` given) or floats."""
-
-    values: np.ndarray  # (n,) int codes or floats
-    categories: tuple[str, ...] | None  # None: continuous, with a colour bar
-    title: str
-
-
-def color_options(store: LatentStore, tags: bool = False) -> list[str]:
-    """``label:<attr>`` per label attribute, ``cluster``, ``outlier``, ``error`` (when the store
-    has reconstruction errors: not an embedding set), ``latent`` (one latent dimension) and
-    ``tag`` (``tags``: an embedding set, whose rows can be tagged)."""
-    error = [] if store.manifest.get("model_kind") == MODEL_KIND else ["error"]
-    tag = ["tag"] if tags else []
-    return [f"label:{a}" for a in store.label_names] + [*STRUCTURE_COLORS, *error, "latent", *tag]
-
-
-def color_label(option: str) -> str:
-    """Human name of a colour option."""
-    if option.startswith("label:"):
-        return f"label: {option[6:]}"
-    return COLOR_NAMES.get(option, "a latent dimension" if option == "latent" else option)
-
-
-def color_values(
-    store: LatentStore, option: str, structure: Any = None, tags: Mapping | None = None
-) -> ColorValues:
-    """The colour of every row for ``option`` (``latent:<d>`` for dimension d); ``structure``:
-    the store's :class:`lsx.latents.structure.StoreStructure`, for ``cluster`` and ``outlier``;
-    ``tags`` (name -> row ids) for ``tag``."""
-    kind, _, arg = option.partition(":")
-    if kind == "tag":
-        names = tag_labels(tags or {}, np.arange(store.n))
-        categories, codes = np.unique(names.astype(str), return_inverse=True)
-        return ColorValues(codes, tuple(categories), "tag")
-    if kind == "label":
-        return ColorValues(np.asarray(store.labels[arg]), tuple(store.label_names[arg]), arg)
-    if kind in STRUCTURE_COLORS:
-        if structure is None:
-            raise ConfigError(f"Colour {option!r} needs the store's clusters and outlier scores.")
-        if kind == "cluster":
-            names = tuple(f"cluster {c}" for c in range(structure.k))
-            return ColorValues(structure.labels, names, "cluster")
-        return ColorValues(structure.outlier, None, "outlier score")
-    if kind == "error":
-        return ColorValues(np.asarray(store.recon_error), None, "reconstruction error")
-    if kind == "latent" and arg.isdigit() and int(arg) < store.dim:
-        return ColorValues(np.asarray(store.z[:, int(arg)]), None, f"latent {arg}")
-    raise ConfigError(f"Unknown colour {option!r} for this store.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -508,35 +459,6 @@ def _contour_grid(path: str, version: int, method: str, seed: int) -> DensityGri
     """Counts of every point of the map on the contours' coarse grid (small; cached)."""
     coords, _, _ = cached_store_projection(_open(path, version), method, 2, seed)
     return density_grid(coords, bins=CONTOUR_BINS)
-
-
-def export_frame(path: str, method: str, seed: int, ids: Sequence[int], found: Any = None):
-    """The selection of a store as a table (:func:`lsx.export.store_table`)."""
-    from lsx.export import store_table  # pandas: not on the map's first request
-
-    store = open_store(Path(path))
-    coords, _, _ = cached_store_projection(store, method, 2, seed)
-    return store_table(
-        store, ids, coords, clusters=None if found is None else found.labels,
-        outlier=None if found is None else found.outlier,
-    )  # fmt: skip
-
-
-def export_panel(
-    path: str, version: int, method: str, seed: int, ids: list[int], found: Any = None
-) -> None:
-    """Download buttons of the selection (made when clicked): id, source row, labels, vector,
-    map coordinates, reconstruction error, cluster and outlier score when found."""
-    st.subheader("Export")
-    extra = ", cluster, outlier score" if found is not None else ""
-    st.caption(
-        f"{len(ids):,} rows: id, source row, labels, vector, {method.upper()} coordinates, "
-        f"reconstruction error{extra}."
-    )
-    chosen = tuple(ids)
-    widgets.download_buttons(
-        Path(path).name, lambda: export_frame(path, method, seed, chosen, found), "store_export"
-    )
 
 
 def _gallery(path: str, version: int, ids: list[int]) -> None:

@@ -169,7 +169,9 @@ def stability_line(run_dir: str | Path) -> str | None:
     return f"test accuracy over {rows[0].get('seeds', '?')} seeds: " + " · ".join(parts)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+# what can start a link, image, emphasis, code, HTML, a table or a Streamlit directive inside a
+# line ("-", "." and "+" only matter at a line's start, where these texts never are)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|<>~$:])")
 
 
 def md_escape(text: str) -> str:
