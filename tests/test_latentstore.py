@@ -22,6 +22,7 @@ from lsx.latents import store as latentstore
 from lsx.latents.store import StaleStoreError, list_stores, open_store, store_dir_for
 from lsx.latents.writer import encode_to_store
 from lsx.models import build_model, make_config
+from lsx.tags import read_tags, save_tag
 
 BATCH = 512
 
@@ -187,10 +188,12 @@ def test_peak_memory_does_not_grow_with_the_number_of_rows(tmp_path):
 def test_store_of_older_weights_is_stale_recomputed_and_not_served(src10k, tmp_path):
     old, new = _model(seed=0), _model(seed=1)
     encode_to_store(old, src10k, tmp_path / "s", checkpoint_sha="old", batch_size=BATCH)
+    save_tag(tmp_path / "s", "odd ones", [3, 7], n_samples=len(src10k))  # the user's tag
     with pytest.raises(StaleStoreError, match="other checkpoint weights"):
         open_store(tmp_path / "s", checkpoint_sha="new")
     store = encode_to_store(new, src10k, tmp_path / "s", checkpoint_sha="new", batch_size=BATCH)
     assert "checkpoint_sha 'old' (now 'new')" in store.recomputed_because
+    assert read_tags(tmp_path / "s")["odd ones"].tolist() == [3, 7]  # tags name rows: kept
     oracle = embed(new, src10k.read(np.arange(len(src10k))), batch_size=BATCH)
     np.testing.assert_array_equal(store.z, oracle.z)  # the new model's codes, not the old ones
     assert open_store(tmp_path / "s", checkpoint_sha="new").checkpoint_sha == "new"

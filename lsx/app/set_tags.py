@@ -1,7 +1,8 @@
-"""Tags and exports of an embedding set's map (:mod:`lsx.embeddings`), under the store view of
-:mod:`lsx.app.store_map`. An embedding set's ids are its rows, so its tags live in its own
-``tags.json`` (:mod:`lsx.tags`, as for a run) and an export holds the rows' labels, metadata,
-vectors and map coordinates.
+"""Tags of a latent store's map and exports of an embedding set's (:mod:`lsx.embeddings`), under
+the store view of :mod:`lsx.app.store_map`. A store's ids are its rows, so its tags live in a
+``tags.json`` of their own (:mod:`lsx.tags`, as for a run): in an embedding set's folder, or in
+a run's store folder (kept when the store is encoded again); an export of a set holds the rows'
+labels, metadata, vectors and map coordinates.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from lsx.tags import delete_tag, read_tags, save_tag, tag_labels
 TAG_NAME = "set_tag_name"
 TAG_SHOW = "set_tag_show"
 MESSAGE = "set_tag_message"
-NO_TAG = "(the map's selection)"
+NO_TAG = "(none: the selection)"
 
 
 def tags_stamp(folder: Path) -> int:
@@ -31,15 +32,17 @@ def tags_stamp(folder: Path) -> int:
     return path.stat().st_mtime_ns if path.exists() else 0
 
 
-def tag_panel(emb: EmbeddingSet, ids: list[int]) -> list[int]:
+def tag_panel(folder: Path, name: str, n: int, ids: list[int]) -> list[int]:
     """Tag the selection, show a tag's points instead of the map's selection, delete a tag.
 
-    Returns the ids to show: the chosen tag's, else the map's selection.
+    ``folder`` holds the ``tags.json`` of the rows (an embedding set's folder, or a run's latent
+    store), ``name`` is what the warnings call it, ``n`` its number of rows. Returns the ids to
+    show: the chosen tag's, else the map's selection.
     """
     try:
-        tags = read_tags(emb.path)
+        tags = read_tags(folder)
     except LsxError as err:
-        st.warning(f"The tags of {emb.name} are unreadable: {err}")
+        st.warning(f"The tags of {name} are unreadable: {err}")
         tags = {}
     if msg := st.session_state.pop(MESSAGE, None):
         getattr(st, msg[0])(msg[1])
@@ -48,7 +51,7 @@ def tag_panel(emb: EmbeddingSet, ids: list[int]) -> list[int]:
         st.text_input("Tag name", key=TAG_NAME, placeholder="odd ones")
         if st.form_submit_button(f"Tag the selection ({len(ids):,} points)"):
             try:
-                save_tag(emb.path, st.session_state[TAG_NAME], ids, n_samples=emb.n)
+                save_tag(folder, st.session_state[TAG_NAME], ids, n_samples=n)
                 st.session_state[MESSAGE] = (
                     "success",
                     f"Saved tag '{st.session_state[TAG_NAME]}'.",
@@ -59,11 +62,13 @@ def tag_panel(emb: EmbeddingSet, ids: list[int]) -> list[int]:
     options = [NO_TAG, *tags]
     if st.session_state.get(TAG_SHOW) not in options:
         st.session_state[TAG_SHOW] = NO_TAG
-    shown = right.selectbox("Show", options, key=TAG_SHOW, help="A tag's points, or the map's.")
+    shown = right.selectbox(
+        "Show a tag", options, key=TAG_SHOW, help="A tag's points instead of the selection."
+    )
     if shown == NO_TAG:
         return ids
     if right.button(f"Delete tag '{shown}'"):
-        delete_tag(emb.path, shown)
+        delete_tag(folder, shown)
         st.session_state[MESSAGE] = ("info", f"Deleted tag '{shown}'.")
         st.rerun()
     return [int(i) for i in tags[shown]]

@@ -29,13 +29,12 @@ class ColorValues:
     title: str
 
 
-def color_options(store: LatentStore, tags: bool = False) -> list[str]:
+def color_options(store: LatentStore) -> list[str]:
     """``label:<attr>`` per label attribute, ``cluster``, ``outlier``, ``error`` (when the store
     has reconstruction errors: not an embedding set), ``latent`` (one latent dimension) and
-    ``tag`` (``tags``: an embedding set, whose rows can be tagged)."""
+    ``tag`` (the store's rows can be tagged)."""
     error = [] if store.manifest.get("model_kind") == MODEL_KIND else ["error"]
-    tag = ["tag"] if tags else []
-    return [f"label:{a}" for a in store.label_names] + [*STRUCTURE_COLORS, *error, "latent", *tag]
+    return [f"label:{a}" for a in store.label_names] + [*STRUCTURE_COLORS, *error, "latent", "tag"]
 
 
 def color_label(option: str) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from lsx.app import widgets
@@ -18,12 +19,14 @@ from lsx.latents.store import open_store
 def export_frame(path: str, method: str, seed: int, ids: Sequence[int], found: Any = None):
     """The selection of a store as a table (:func:`lsx.export.store_table`)."""
     from lsx.export import store_table  # pandas: not on the map's first request
+    from lsx.tags import read_tags, tag_labels
 
     store = open_store(Path(path))
     coords, _, _ = cached_store_projection(store, method, 2, seed)
     return store_table(
         store, ids, coords, clusters=None if found is None else found.labels,
         outlier=None if found is None else found.outlier,
+        tag=tag_labels(read_tags(path), np.asarray(ids, dtype=np.int64)),
     )  # fmt: skip
 
 
@@ -36,7 +39,7 @@ def export_panel(
     extra = ", cluster, outlier score" if found is not None else ""
     st.caption(
         f"{len(ids):,} rows: id, source row, labels, vector, {method.upper()} coordinates, "
-        f"reconstruction error{extra}."
+        f"reconstruction error{extra}, tag."
     )
     chosen = tuple(ids)
     widgets.download_buttons(

@@ -40,7 +40,13 @@ from lsx.app.store_colors import (  # noqa: F401  (re-exported: the page, benche
 )
 from lsx.app.store_export import export_frame, export_panel  # noqa: F401
 from lsx.data.lazy import FOLDER_PREFIX, open_source
-from lsx.embeddings import MODEL_KIND, EmbeddingSet, images_for_app, store_path
+from lsx.embeddings import (
+    MODEL_KIND,
+    EmbeddingSet,
+    images_for_app,
+    is_embedding_set,
+    store_path,
+)
 from lsx.errors import LsxError
 from lsx.latents.projections import cached_store_projection  # noqa: F401  (re-exported for the page and tests)
 from lsx.latents.store import MANIFEST_NAME, LatentStore, open_store
@@ -224,11 +230,18 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
     )
 
 
+def tags_dir(path: str) -> Path:
+    """Where the tags of a store's rows live: the embedding set's folder for a set's store
+    (``<set>/stores/<store>``), else the store's own folder."""
+    store_dir = Path(path)
+    return store_dir.parent.parent if is_embedding_set(store_dir.parent.parent) else store_dir
+
+
 def _colours(path: str, version: int, color: str, k: int | None) -> ColorValues:
     """The colour of every row: ``cluster`` and ``outlier`` read the store's structure for
     ``k`` (lsx.app.store_structure), ``tag`` the tags of the embedding set holding the store."""
     found = store_structure.structure(path, version, k) if color in STRUCTURE_COLORS else None
-    tags = read_tags(Path(path).parent.parent) if color == "tag" else None  # <set>/stores/<s>
+    tags = read_tags(tags_dir(path)) if color == "tag" else None
     return color_values(_open(path, version), color, found, tags)
 
 
@@ -297,10 +310,9 @@ class StoreSettings:
     renderer: str  # "webgl" or "plotly"
 
 
-def store_controls(store: LatentStore, tags: bool = False) -> StoreSettings:
-    """Sidebar controls of a store map: projection (form), seed, colour, clusters, contours
-    (``tags``: offer colouring by tag, for an embedding set)."""
-    options = color_options(store, tags)
+def store_controls(store: LatentStore) -> StoreSettings:
+    """Sidebar controls of a store map: projection (form), seed, colour, clusters, contours."""
+    options = color_options(store)
     if st.session_state.get(state.LMS_COLOR) not in options:
         st.session_state[state.LMS_COLOR] = options[0]
     if not 0 <= int(st.session_state[state.LMS_LATENT_DIM]) < store.dim:
@@ -359,7 +371,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
     try:
         version = store_version(path)
         store = _open(path, version)
-        view = store_controls(store, tags=emb is not None)
+        view = store_controls(store)
         method, color = view.method, view.color
         job = projection_job(path, method, view.seed)
         if job is not None:  # fitted off the request path; PCA meanwhile
@@ -377,7 +389,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
         found = (
             store_structure.structure(path, version, view.k) if wants and s_job is None else None
         )
-        stamp = set_tags.tags_stamp(emb.path) if emb is not None and color == "tag" else 0
+        stamp = set_tags.tags_stamp(tags_dir(path)) if color == "tag" else 0
         frame = store_frame(path, version, method, view.seed, color, view.k, stamp)
     except LsxError as err:
         st.error(str(err))
@@ -393,9 +405,8 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
     with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
         st.json(frame.manifest, expanded=1)
     st.subheader("Selection")
-    if emb is not None:
-        ids = set_tags.tag_panel(emb, ids)
-    ids = store_structure.gallery_ids(store, found, ids)
+    ids = store_structure.gallery_ids(store, found, ids)  # the map's, a cluster or the outliers
+    ids = set_tags.tag_panel(tags_dir(path), emb.name if emb else Path(path).name, store.n, ids)
     if found is None and s_job is None:
         st.caption("Colour by cluster or outlier score (sidebar) to find clusters and outliers; "
                    "then the gallery can show a cluster or the top 1 % outliers.")  # fmt: skip

@@ -44,6 +44,7 @@ from lsx.latents.store import (
     _read_manifest,
     open_store,
 )
+from lsx.tags import TAGS_NAME
 
 FLUSH_EVERY_BATCHES = 8  # progress is saved at least this often ...
 FLUSH_EVERY_S = 10.0  # ... and at least this often (seconds), whichever comes first
@@ -155,7 +156,7 @@ def _resume_point(store_dir: Path, identity: dict[str, Any]):
 def _fresh(store_dir: Path, identity: dict[str, Any], source: ImageSource, rows: np.ndarray):
     """Delete the old files and create empty arrays (labels and rows filled in at once)."""
     for path in store_dir.iterdir():
-        if path.name == LOCK_NAME:
+        if path.name in (LOCK_NAME, TAGS_NAME):  # the user's tags name source rows: kept
             continue
         if path.is_dir():
             shutil.rmtree(path)  # e.g. projections of the old store, its progress

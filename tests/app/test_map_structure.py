@@ -160,3 +160,26 @@ def test_all_identical_latents_get_a_clear_message_not_an_exception(monkeypatch,
     assert not at.exception
     z = np.load(root / "run" / STORES_DIR / "flat" / "z.npy")
     assert "collapsed" in fit_clusters(z, seed=0).note
+
+
+def test_tag_a_cluster_of_a_runs_store_then_colour_and_export_by_tag(monkeypatch, root):
+    from lsx.app import set_tags
+    from lsx.app.store_export import export_frame
+    from lsx.tags import read_tags
+
+    at = page(monkeypatch, root, "digits")
+    colour(at, "cluster")
+    at.radio(key=state.LMS_GALLERY).set_value(store_structure.GALLERY_CLUSTER).run(timeout=60)
+    at.selectbox(key=state.LMS_GALLERY_CLUSTER).set_value(1).run(timeout=60)
+    at.text_input(key=set_tags.TAG_NAME).set_value("blob one")
+    next(b for b in at.button if "Tag the selection" in b.label).click().run(timeout=60)
+    assert not at.exception
+    store_dir = root / "run" / STORES_DIR / "digits"
+    z = np.load(store_dir / "z.npy")
+    members = np.flatnonzero(fit_clusters(z, seed=0).labels == 1)
+    assert read_tags(store_dir)["blob one"].tolist() == members.tolist()  # in the store's folder
+    colour(at, "tag")
+    traces = {t["name"]: sorted(customdata(t)) for t in chart(at)["data"]}
+    assert traces["blob one"] == members.tolist()
+    table = export_frame(str(store_dir), "pca", 0, members[:3].tolist())
+    assert table["tag"].tolist() == ["blob one"] * 3
