@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from lsx.analysis.structure import percentile_ranks
 from lsx.embeddings import MODEL_KIND
 from lsx.errors import ConfigError
 from lsx.latents.store import LatentStore
@@ -17,7 +18,8 @@ from lsx.tags import tag_labels
 
 STRUCTURE_COLORS = ("cluster", "outlier")  # colours that need the store's structure
 COLOR_NAMES = {"cluster": "cluster (k-means in latent space)", "outlier": "outlier score",
-               "error": "reconstruction error", "tag": "tag"}  # fmt: skip
+               "error": "reconstruction error", "error_pct": "reconstruction error percentile",
+               "tag": "tag"}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,7 +35,7 @@ def color_options(store: LatentStore) -> list[str]:
     """``label:<attr>`` per label attribute, ``cluster``, ``outlier``, ``error`` (when the store
     has reconstruction errors: not an embedding set), ``latent`` (one latent dimension) and
     ``tag`` (the store's rows can be tagged)."""
-    error = [] if store.manifest.get("model_kind") == MODEL_KIND else ["error"]
+    error = [] if store.manifest.get("model_kind") == MODEL_KIND else ["error", "error_pct"]
     return [f"label:{a}" for a in store.label_names] + [*STRUCTURE_COLORS, *error, "latent", "tag"]
 
 
@@ -66,6 +68,9 @@ def color_values(
         return ColorValues(structure.outlier, None, "outlier score")
     if kind == "error":
         return ColorValues(np.asarray(store.recon_error), None, "reconstruction error")
+    if kind == "error_pct":  # where each error stands among all of them (0-100)
+        pct = percentile_ranks(np.asarray(store.recon_error))
+        return ColorValues(pct, None, "reconstruction error percentile")
     if kind == "latent" and arg.isdigit() and int(arg) < store.dim:
         return ColorValues(np.asarray(store.z[:, int(arg)]), None, f"latent {arg}")
     raise ConfigError(f"Unknown colour {option!r} for this store.")

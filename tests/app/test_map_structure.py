@@ -4,6 +4,7 @@ colours, drift against another store, and a degenerate (all-identical) store."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,15 @@ def test_latent_dimension_error_and_density_contours(monkeypatch, root):
     assert "coloured by latent 5" in lines(at)
     colour(at, "error")
     assert "coloured by reconstruction error" in lines(at)
+    colour(at, "error_pct")
+    assert "coloured by reconstruction error percentile" in lines(at)
+    (trace,) = chart(at)["data"]
+    values = trace["marker"]["color"]
+    if isinstance(values, dict):  # plotly's binary encoding
+        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    assert 0 < min(values)
+    assert max(values) == 100
+    colour(at, "error")
     at.sidebar.toggle(key=state.LMS_CONTOURS).set_value(True).run(timeout=60)
     assert not at.exception
     types = [t["type"] for t in chart(at)["data"]]
