@@ -56,6 +56,8 @@ LMS_K = "lms_k"  # ... or this k
 LMS_GALLERY = "lms_gallery"  # the gallery shows: the map's selection, top outliers, a cluster
 LMS_GALLERY_CLUSTER = "lms_gallery_cluster"
 LMS_EXEMPLARS = "lms_exemplars"  # show each cluster's exemplar images
+LMS_DUP_THRESHOLD = "lms_dup_threshold"  # near-duplicates: distance (None: from the store)
+LMS_DUP_FIND = "lms_dup_find"
 LMS_DRIFT = "lms_drift"  # path of the store compared with this one ("" = none)
 # Latent map: generation panels (lsx.app.generate), tags and exports (lsx.app.tags),
 # the URL (lsx.app.share)
@@ -181,6 +183,8 @@ DEFAULTS: Mapping[str, Any] = MappingProxyType(
         LMS_GALLERY: "map selection",
         LMS_GALLERY_CLUSTER: 0,
         LMS_EXEMPLARS: False,
+        LMS_DUP_THRESHOLD: None,
+        LMS_DUP_FIND: False,
         LMS_DRIFT: "",
         LM_GEN_PANEL: "decode",
         LM_GEN_X: 0.0,

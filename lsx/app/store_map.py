@@ -55,6 +55,7 @@ from lsx.viz.density import (
     CONTOUR_BINS,
     DensityGrid,
     add_density_contours,
+    contour_lines,
     density_grid,
     density_map,
 )
@@ -339,13 +340,12 @@ def store_controls(store: LatentStore) -> StoreSettings:
         st.radio("Renderer", list(RENDERERS), key=state.LMS_RENDERER,
                  format_func=RENDERERS.__getitem__, help=RENDERER_HELP)  # fmt: skip
         renderer = str(st.session_state[state.LMS_RENDERER])
-        if renderer == "plotly":
-            st.toggle("Density contours", key=state.LMS_CONTOURS,
-                      help="Lines of equal density over the map (every point counts).")  # fmt: skip
+        st.toggle("Density contours", key=state.LMS_CONTOURS,
+                  help="Lines of equal density over the map (every point counts).")  # fmt: skip
     k = store_structure.k_choice()
     return StoreSettings(
         str(st.session_state[state.LMS_METHOD]), int(st.session_state[state.LMS_SEED]), color,
-        k, bool(st.session_state[state.LMS_CONTOURS]) and renderer == "plotly", renderer,
+        k, bool(st.session_state[state.LMS_CONTOURS]), renderer,
     )  # fmt: skip
 
 
@@ -399,7 +399,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
              if view.renderer == "webgl" else headline(frame))  # fmt: skip
     st.markdown(shown + f" · {method.upper()} 2-D · coloured by {frame.color_title}")
     if view.renderer == "webgl":
-        ids = _webgl(path, version, method, view.seed, color, view.k, stamp)
+        ids = _webgl(path, version, method, view, color, stamp)
     else:
         ids = _plotly(path, version, method, view, frame)
     with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
@@ -416,9 +416,9 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
     elif ids:
         export_panel(path, version, method, view.seed, ids, found)
     if found is not None:
-        store_structure.clusters_section(
-            path, version, view.k, lambda shown: store_images(path, version, shown)
-        )
+        images = lambda shown: store_images(path, version, shown)  # noqa: E731
+        store_structure.clusters_section(path, version, view.k, images)
+        store_structure.duplicates_section(path, version, found, images)
     store_structure.drift_section(path, drift_candidates(path, emb, store.dim))
 
 
@@ -447,20 +447,26 @@ def webgl_data(
     color: str,
     k: int | None,
     tag_stamp: int = 0,
+    contours: bool = False,
 ) -> tuple[bytes, np.ndarray]:
-    """The WebGL map's payload of every point and their coordinates as drawn (quantised)."""
+    """The WebGL map's payload of every point (with the density contours when asked) and
+    their coordinates as drawn (quantised)."""
     coords, _, _ = cached_store_projection(_open(path, version), method, 2, seed)
     cv = _colours(path, version, color, k)
+    extra: dict[str, Any] = {"view": f"{path}|{method}|{seed}"}
+    if contours:
+        extra["contours"] = contour_lines(density_grid(coords, bins=CONTOUR_BINS))
     payload = encode_points(coords, cv.values, categories=cv.categories, title=cv.title,
-                            extra={"view": f"{path}|{method}|{seed}"})  # fmt: skip
+                            extra=extra)  # fmt: skip
     return payload, quantised(coords)
 
 
 def _webgl(
-    path: str, version: int, method: str, seed: int, color: str, k: int | None, stamp: int
+    path: str, version: int, method: str, view: StoreSettings, color: str, stamp: int
 ) -> list[int]:
     """Every point on the WebGL map; the ids of the user's last selection on this view."""
-    payload, coords = webgl_data(path, version, method, seed, color, k, stamp)
+    seed = view.seed
+    payload, coords = webgl_data(path, version, method, seed, color, view.k, stamp, view.contours)
     sel = pointmap.point_map(payload, key=state.LMS_POINTMAP)
     return pointmap.selection_ids(sel, coords, f"{path}|{method}|{seed}")
 

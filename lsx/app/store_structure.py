@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 from lsx.analysis.drift import NOVEL_QUANTILE, drift_test
-from lsx.analysis.structure import cluster_table, top_share
+from lsx.analysis.structure import cluster_table, near_duplicate_groups, top_share
 from lsx.app import background, state
 from lsx.app.cache import projection_jobs
 from lsx.errors import LsxError
@@ -31,6 +31,8 @@ EXEMPLARS = 6
 CLUSTERS_SHOWN = 12  # exemplar rows drawn for the largest clusters
 GALLERY_MAP, GALLERY_OUTLIERS, GALLERY_CLUSTER = "map selection", "top 1 % outliers", "a cluster"
 DRIFT_MAP_POINTS = 3_000  # per set, on the drift map
+DUPLICATE_SHARE = 0.05  # default threshold: this share of the median kNN distance
+GROUPS_SHOWN, DUPLICATES_SHOWN = 5, 8  # groups drawn, images per group
 NOVELTY_HOVER = "id %{customdata}<br>novelty %{marker.color:.4g}<extra></extra>"
 
 
@@ -138,6 +140,50 @@ def clusters_section(path: str, version: int, k: int | None, images: Any) -> Non
             continue
         s = scale_for(x.shape[2], GALLERY_PX)
         st.image([to_uint8(a, scale=s) for a in x], caption=captions, output_format="PNG")
+
+
+# ------------------------------------------------------------------------------ near-duplicates
+
+
+def _duplicates(path: str, threshold: float) -> dict[str, Any]:
+    """Runs in the results thread: near-duplicate groups of every row."""
+    groups = near_duplicate_groups(open_store(Path(path)).z, threshold, threads=1)
+    sizes = np.bincount(groups[groups >= 0]) if (groups >= 0).any() else np.zeros(0, int)
+    members = [np.flatnonzero(groups == g)[:DUPLICATES_SHOWN].tolist() for g in range(len(sizes))]
+    return {"n_groups": len(sizes), "n_points": int(sizes.sum()), "sizes": sizes.tolist(),
+            "members": members[:GROUPS_SHOWN]}  # fmt: skip
+
+
+def duplicates_section(path: str, version: int, found: StoreStructure, images: Any) -> None:
+    """Groups of points closer than a distance in latent space (copies, near-copies)."""
+    with st.expander("Near-duplicates (points closer than a distance in latent space)"):
+        typical = float(np.median(found.outlier))  # the typical distance to 10 neighbours
+        if st.session_state.get(state.LMS_DUP_THRESHOLD) is None:
+            st.session_state[state.LMS_DUP_THRESHOLD] = round(typical * DUPLICATE_SHARE, 6)
+        threshold = st.number_input(
+            "Distance at most", min_value=0.0, format="%.6f", key=state.LMS_DUP_THRESHOLD,
+            help=f"Default: {DUPLICATE_SHARE:.0%} of the median outlier score (a typical "
+            f"distance to the 10 nearest neighbours, here {typical:.4g}).",
+        )  # fmt: skip
+        if not st.toggle("Find them", key=state.LMS_DUP_FIND):
+            return
+        key = ("duplicates", path, version, float(threshold))
+        out, job = background.results().get(key, lambda: _duplicates(path, float(threshold)))
+        if job is not None:
+            background.wait_notice([job], "Finding near-duplicates in the background.",
+                                   label="near-duplicates")  # fmt: skip
+            return
+        st.markdown(f"**{out['n_groups']:,} groups** holding **{out['n_points']:,} points**.")
+        for g, ids in enumerate(out["members"]):
+            x, captions, why = images(tuple(ids))
+            st.markdown(f"**Group {g}** · {out['sizes'][g]:,} points")
+            if x is None:
+                st.caption(f"ids {ids}; images not shown: {why}.")
+                continue
+            from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
+
+            s = scale_for(x.shape[2], GALLERY_PX)
+            st.image([to_uint8(a, scale=s) for a in x], caption=captions, output_format="PNG")
 
 
 # ------------------------------------------------------------------------------ drift

@@ -216,6 +216,35 @@ CONTOUR_BINS = 80
 CONTOUR_LEVELS = 6
 
 
+def _log_density(grid: DensityGrid, smooth: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return np.log1p(gaussian_filter(grid.counts.astype(np.float64), smooth))
+
+
+def _levels(dens: np.ndarray) -> np.ndarray:
+    """``CONTOUR_LEVELS`` levels spread evenly inside the log density's range."""
+    top = float(dens.max())
+    return top * np.arange(1, CONTOUR_LEVELS + 1) / (CONTOUR_LEVELS + 1)
+
+
+def contour_lines(grid: DensityGrid, *, smooth: float = 1.5) -> list[np.ndarray]:
+    """The density contours of :func:`add_density_contours` as polylines in data coordinates
+    (each an (m, 2) array), for renderers that draw lines themselves (the WebGL map)."""
+    from skimage.measure import find_contours
+
+    dens = _log_density(grid, smooth)
+    bins = dens.shape[0]
+    x0, x1, y0, y1 = grid.extent
+    out = []
+    for level in _levels(dens) if dens.max() > 0 else []:
+        for rc in find_contours(dens, level):  # (row, col) = (y, x) pixel positions
+            xs = x0 + (rc[:, 1] + 0.5) * (x1 - x0) / bins
+            ys = y0 + (rc[:, 0] + 0.5) * (y1 - y0) / bins
+            out.append(np.stack([xs, ys], axis=1))
+    return out
+
+
 def add_density_contours(
     fig: go.Figure, points: np.ndarray | DensityGrid, *, smooth: float = 1.5
 ) -> go.Figure:
@@ -235,10 +264,8 @@ def add_density_contours(
     go.Figure
         ``fig`` with one ``Contour`` trace of log density, levels spread over its range.
     """
-    from scipy.ndimage import gaussian_filter
-
     grid = points if isinstance(points, DensityGrid) else density_grid(points, bins=CONTOUR_BINS)
-    dens = np.log1p(gaussian_filter(grid.counts.astype(np.float64), smooth))
+    dens = _log_density(grid, smooth)
     bins = dens.shape[0]
     x0, x1, y0, y1 = grid.extent
     xs = x0 + (np.arange(bins) + 0.5) * (x1 - x0) / bins  # pixel centres

@@ -76,7 +76,9 @@ def encode_points(
     title : str
         What the colour is (shown on hover).
     extra : dict, optional
-        More header fields (JSON): ``view`` (an id the map's selections carry back), ``height``.
+        More header fields (JSON): ``view`` (an id the map's selections carry back), ``height``,
+        ``contours`` (polylines in data coordinates, (m, 2) arrays, drawn over the points; sent
+        in the map's unit square, flattened).
     """
     xy = np.asarray(coords, dtype=np.float64)
     if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) < 1 or not np.isfinite(xy).all():
@@ -113,6 +115,13 @@ def encode_points(
         idx[~ok] = 255  # grey
         header.update(vmin=vmin, vmax=vmax, has_values=True,
                       palette=[*_continuous_palette(255), "#bbbbbb"])  # fmt: skip
+    if "contours" in header:  # polylines in data coordinates -> the unit square of the map
+        header["contours"] = [
+            np.round(np.column_stack([(c[:, 0] - x0) / (x1 - x0), (c[:, 1] - y0) / (y1 - y0)]), 5)
+            .ravel()
+            .tolist()
+            for c in header["contours"]
+        ]
     head = json.dumps(header, separators=(",", ":")).encode()
     buf = bytearray(MAGIC + struct.pack("<I", len(head)) + head)
     _pad4(buf)

@@ -45,6 +45,10 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shifted[: n // 3] = np.random.default_rng(0).normal(30.0, 0.5, size=(n // 3, 6))
     write_store(run_dir, "shifted", shifted, src.y, names, **common)
     write_store(run_dir, "flat", np.ones((n, 6)), src.y, names, **common)
+    dups = z.copy()
+    dups[[20, 30]] = dups[10]  # a group of three copies
+    dups[41] = dups[40] + 1e-9  # and a near-copy pair
+    write_store(run_dir, "dups", dups, src.y, names, **common)
     return root
 
 
@@ -145,7 +149,12 @@ def test_drift_against_a_shifted_store_and_against_itself(monkeypatch, root):
     shifted = str(root / "run" / STORES_DIR / "shifted")
     flat = str(root / "run" / STORES_DIR / "flat")
     # the run's other stores of the same dimension
-    assert drift.options == ["(choose a store)", "flat (1,797 × 6)", "shifted (1,797 × 6)"]
+    assert drift.options == [
+        "(choose a store)",
+        "dups (1,797 × 6)",
+        "flat (1,797 × 6)",
+        "shifted (1,797 × 6)",
+    ]
     assert flat != shifted
     drift.set_value(shifted).run(timeout=60)
     settle(at)
@@ -193,3 +202,16 @@ def test_tag_a_cluster_of_a_runs_store_then_colour_and_export_by_tag(monkeypatch
     assert traces["blob one"] == members.tolist()
     table = export_frame(str(store_dir), "pca", 0, members[:3].tolist())
     assert table["tag"].tolist() == ["blob one"] * 3
+
+
+def test_near_duplicates_are_grouped_with_their_images(monkeypatch, root):
+    at = page(monkeypatch, root, "dups")
+    colour(at, "cluster")
+    assert at.number_input(key=state.LMS_DUP_THRESHOLD).value > 0  # 5 % of a typical distance
+    at.number_input(key=state.LMS_DUP_THRESHOLD).set_value(1e-6).run(timeout=60)
+    at.toggle(key=state.LMS_DUP_FIND).set_value(True).run(timeout=60)
+    settle(at)
+    assert "**2 groups** holding **5 points**." in lines(at)
+    assert "**Group 0** · 3 points" in lines(at)
+    gallery = str(at.get("image")[-2].proto)  # group 0: the three copies
+    assert all(f"id {i} ·" in gallery for i in (10, 20, 30))

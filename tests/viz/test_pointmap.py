@@ -87,3 +87,25 @@ def test_selection_ids_keep_only_this_views_well_formed_selections():
     assert app_pointmap.selection_ids({"view": "v", "polygon": "x"}, pts, "v") == []
     assert app_pointmap.selection_ids({"view": "v", "polygon": [["a", 1]] * 3}, pts, "v") == []
     assert app_pointmap.selection_ids(None, pts, "v") == []
+
+
+def test_density_contours_travel_in_the_payload_in_the_maps_unit_square():
+    from lsx.viz.density import CONTOUR_BINS, contour_lines, density_grid
+
+    rng = np.random.default_rng(2)
+    xy = np.concatenate([rng.normal(0, 1, (4000, 2)), rng.normal(8, 1, (4000, 2))])
+    lines = contour_lines(density_grid(xy, bins=CONTOUR_BINS))
+    assert len(lines) >= 6  # at least one line per level, around both blobs
+    every = np.concatenate(lines)
+    lo, hi = xy.min(0), xy.max(0)
+    assert ((every >= lo - 1) & (every <= hi + 1)).all()  # in data coordinates, on the map
+    near_a = np.linalg.norm(every - [0, 0], axis=1) < 4
+    near_b = np.linalg.norm(every - [8, 8], axis=1) < 4
+    assert near_a.any()
+    assert near_b.any()
+    assert (near_a | near_b).all()
+    header, _, _, _ = decode_points(encode_points(xy, extra={"contours": lines}))
+    assert len(header["contours"]) == len(lines)
+    flat = np.concatenate([np.asarray(c) for c in header["contours"]])
+    assert 0 <= flat.min()
+    assert flat.max() <= 1

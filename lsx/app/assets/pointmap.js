@@ -188,8 +188,9 @@ export default function (component) {
   const wrap = document.createElement("div");
   wrap.style.cssText = `position:relative;width:100%;height:${height}px;border:1px solid #ddd`;
   const canvas = document.createElement("canvas");
+  const lines = document.createElement("canvas"); // density contours, redrawn with the points
   const over = document.createElement("canvas");
-  for (const c of [canvas, over]) {
+  for (const c of [canvas, lines, over]) {
     c.style.cssText = "position:absolute;left:0;top:0;width:100%;height:100%";
     wrap.appendChild(c);
   }
@@ -205,8 +206,9 @@ export default function (component) {
 
   const W = Math.max(200, Math.round(wrap.clientWidth || 800));
   const H = height;
-  canvas.width = over.width = W;
-  canvas.height = over.height = H;
+  canvas.width = over.width = lines.width = W;
+  canvas.height = over.height = lines.height = H;
+  const lctx = lines.getContext("2d");
   const palette = hd.palette;
   const renderer = glRenderer(canvas, p, palette) || pixelRenderer(canvas, p, palette);
   const grid = buildGrid(p);
@@ -217,9 +219,24 @@ export default function (component) {
     const base = p.n > 200000 ? 2 : p.n > 20000 ? 3 : 5;
     return Math.min(12, base * Math.sqrt(zoom));
   };
+  function drawContours() {
+    lctx.clearRect(0, 0, W, H);
+    if (!hd.contours) return;
+    lctx.strokeStyle = "rgba(40, 40, 40, 0.6)";
+    lctx.lineWidth = 1;
+    for (const c of hd.contours) {
+      lctx.beginPath();
+      for (let k = 0; k + 1 < c.length; k += 2) {
+        const [x, y] = toPx(c[k], c[k + 1]);
+        if (k) lctx.lineTo(x, y); else lctx.moveTo(x, y);
+      }
+      lctx.stroke();
+    }
+  }
   function render() {
     const t = performance.now();
     renderer.draw(view, size());
+    drawContours();
     root.dataset.frameMs = (performance.now() - t).toFixed(1);
     const z = (1 / (view[1] - view[0])).toFixed(1);
     status.textContent = `${p.n.toLocaleString()} points · ${renderer.kind} · zoom ${z}x`;
@@ -353,6 +370,7 @@ export default function (component) {
   });
   render();
   root.dataset.renderer = renderer.kind;
+  root.dataset.contours = String(hd.contours ? hd.contours.length : 0);
   root.dataset.firstPaintMs = (performance.now() - t0).toFixed(1);
   root.dataset.ready = "1";
   // for tests and benches: where a point is drawn now, in client (page) pixels
