@@ -220,6 +220,7 @@ def test_webgl_map_draws_every_point_hovers_and_lassos_with_the_right_ids(page, 
     page.get_by_test_id("stSidebar").get_by_text("Density contours").click()
     page.locator(f"{MAP}[data-ready='1']:not([data-contours='0'])").wait_for(timeout=WAIT_MS)
     assert int(page.locator(MAP).get_attribute("data-contours")) >= 6  # a line per level at least
+    assert page.locator(MAP).get_by_text(re.compile(r"zoom 2\.\dx")).count() == 1  # zoom kept
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "latent_map_webgl.png"))
     _no_errors(page, server)

@@ -162,6 +162,8 @@ export default function (component) {
   const p = parse(bytes);
   const hd = p.header;
   const height = hd.height || 620;
+  // new data (another colour, contours) calls this again on the same element: replace the map
+  for (const old of parentElement.querySelectorAll(".lsx-pointmap")) old.remove();
   const root = document.createElement("div");
   root.className = "lsx-pointmap";
   root.style.cssText = `position:relative;width:100%;height:${height + 34}px;font:12px sans-serif`;
@@ -212,7 +214,10 @@ export default function (component) {
   const palette = hd.palette;
   const renderer = glRenderer(canvas, p, palette) || pixelRenderer(canvas, p, palette);
   const grid = buildGrid(p);
-  let view = [0, 1, 0, 1]; // visible part of the unit square: x0, x1, y0, y1
+  // visible part of the unit square (x0, x1, y0, y1); kept when only the colour or the contours
+  // change (the same map view id), reset for another projection
+  const kept = parentElement.__lsxView;
+  let view = kept && kept.id === hd.view ? kept.view.slice() : [0, 1, 0, 1];
   const octx = over.getContext("2d");
   const size = () => {
     const zoom = 1 / (view[1] - view[0]);
@@ -234,6 +239,7 @@ export default function (component) {
     }
   }
   function render() {
+    parentElement.__lsxView = { id: hd.view, view };
     const t = performance.now();
     renderer.draw(view, size());
     drawContours();
