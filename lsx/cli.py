@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import warnings
 
 from lsx.commands import DEFAULT_ROOT as DEFAULT_ROOT
 from lsx.commands import run_handled
@@ -47,5 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and run the command; returns the exit code
     (2 after an lsx error, printed as ``error: ...``; 130 after Ctrl-C)."""
-    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings(record=True) as caught:  # building the parser loads the kinds
+        parser = build_parser()
+    args = parser.parse_args(argv)
+    for w in caught:  # shown now, except plugin warnings for `kinds`, which lists them itself
+        if not (args.command == "kinds" and w.category.__name__ == "PluginWarning"):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return run_handled(importlib.import_module(COMMANDS[args.command]).run, args)

@@ -289,3 +289,22 @@ def test_the_missing_kind_reason_names_only_a_real_package_name():
         reason = missing_kind_reason("ownvae", recorded, [])  # config.json is untrusted
         assert "install the package that provides kind 'ownvae', then" in reason
         assert "evil" not in reason
+
+
+def test_lsx_kinds_names_each_broken_plugin_once(tmp_path):
+    site = broken_site(tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    done = subprocess.run(
+        [sys.executable, "-m", "lsx", "kinds"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    both = done.stdout + done.stderr
+    for kind in BROKEN:
+        assert both.count(f"kind '{kind}' of the package broken-plug 9.9") == 1, both[-2000:]
+    assert "PluginWarning" not in done.stderr  # `kinds` lists them itself, once
+    runs = subprocess.run(
+        [sys.executable, "-m", "lsx", "datasets"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "PluginWarning" in runs.stderr  # other commands still warn
