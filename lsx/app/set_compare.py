@@ -14,7 +14,7 @@ import streamlit as st
 
 from lsx.analysis.compare import compare_latents
 from lsx.app import cache, state
-from lsx.embeddings import EmbeddingSet, load_embedding_set
+from lsx.embeddings import EMBEDDING_SET_FILE, EmbeddingSet, load_embedding_set
 from lsx.errors import DataShapeError
 from lsx.viz.compare import drift_bars, jaccard_histogram
 
@@ -63,7 +63,11 @@ def _numbers(a: str, b: str, stamp: tuple[int, int], k: int) -> dict:
 
 
 def _stamp(emb: EmbeddingSet) -> int:
-    return (emb.path / "embeddings.json").stat().st_mtime_ns
+    """The set's version (its manifest's mtime; -1 when it is gone: never a cached answer)."""
+    try:
+        return (emb.path / EMBEDDING_SET_FILE).stat().st_mtime_ns
+    except OSError:
+        return -1
 
 
 def view(sets: list[EmbeddingSet]) -> None:
