@@ -23,7 +23,6 @@ with one image per vector, inside the app's data folders (``LSX_DATA_ROOTS``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -46,7 +45,7 @@ from lsx.data.vectors import (
 )
 from lsx.data.vectors import vector_column as find_vector_column
 from lsx.errors import ConfigError, DatasetError, DataShapeError, LsxError
-from lsx.files import atomic_write_bytes, atomic_write_json, read_json_capped
+from lsx.files import atomic_write_json, read_json_capped
 from lsx.latents.store import FORMAT_VERSION, LatentStore, open_store
 from lsx.paths import DATA_ROOTS_ENV, app_data_path
 
@@ -301,7 +300,6 @@ def _write_store(
         "label_names": {a: list(names) for a, (_, names) in attrs.items()},
     }
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    # not atomic_write_json: it sorts keys, and the first label attribute is the primary one
     manifest = {
         "format_version": FORMAT_VERSION,
         "checkpoint_sha": f"embeddings:{sha}",
@@ -313,11 +311,12 @@ def _write_store(
         "dim": dim,
         "rows_done": n,
         "complete": True,
+        "primary": next(iter(attrs)),  # the first label column given
         "imported": True,
         "created": now,
         "updated": now,
     }
-    atomic_write_bytes(folder / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+    atomic_write_json(folder / "manifest.json", manifest)
 
 
 # ------------------------------------------------------------------------------ opening

@@ -260,3 +260,15 @@ def test_list_stores_and_store_dir_for(src10k, tmp_path):
     assert [s.path for s in usable] == [good_dir]
     assert len(skipped) == 1
     assert "stale" in skipped[0][1]
+
+
+def test_a_store_keeps_the_sources_primary_label(tmp_path):
+    source = open_source("textures")  # label attributes 'pattern' (primary) and 'colour'
+    assert source.primary == "pattern"
+    model = build_model(
+        make_config("ae", input_shape=source.input_shape, latent_dim=4, hidden_dim=8)
+    ).eval()
+    store = encode_to_store(model, source, tmp_path / "s", checkpoint_sha="w")
+    assert sorted(store.label_names) == ["colour", "pattern"]  # the manifest's keys are sorted ...
+    assert open_store(tmp_path / "s").primary == "pattern"  # ... the primary is recorded
+    np.testing.assert_array_equal(open_store(tmp_path / "s").y, source.labels["pattern"])

@@ -116,7 +116,10 @@ class LatentStore:
 
     @property
     def primary(self) -> str:
-        return next(iter(self.label_names))
+        """The source's primary label attribute (the manifest's ``primary``; stores written
+        before it was recorded: the first attribute of ``label_names``)."""
+        named = self.manifest.get("primary")
+        return named if named in self.label_names else next(iter(self.label_names))
 
     @property
     def y(self) -> np.ndarray:

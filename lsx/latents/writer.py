@@ -191,6 +191,8 @@ def _prepare(store_dir, identity, source, rows, batch_size: int, world_size: int
     prog.consolidate(store_dir, done)  # .encode/ exists before a manifest counts by it
     manifest = {
         **identity,
+        "primary": source.primary,  # the label attribute maps colour by first (label_names
+        # is written with sorted keys, so its order cannot say it)
         "rows_done": prog.rows_in(done),
         "complete": False,
         "batch_size": batch_size,
