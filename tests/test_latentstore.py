@@ -272,3 +272,13 @@ def test_a_store_keeps_the_sources_primary_label(tmp_path):
     assert sorted(store.label_names) == ["colour", "pattern"]  # the manifest's keys are sorted ...
     assert open_store(tmp_path / "s").primary == "pattern"  # ... the primary is recorded
     np.testing.assert_array_equal(open_store(tmp_path / "s").y, source.labels["pattern"])
+    # a store written before the primary was recorded gets it from the next encode, unchanged
+    manifest_path = tmp_path / "s" / "manifest.json"
+    old = json.loads(manifest_path.read_text())
+    del old["primary"]
+    manifest_path.write_text(json.dumps(old))
+    assert open_store(tmp_path / "s").primary == "colour"  # the first sorted key, as before
+    z_before = np.asarray(open_store(tmp_path / "s").z).copy()
+    encode_to_store(model, source, tmp_path / "s", checkpoint_sha="w")
+    assert open_store(tmp_path / "s").primary == "pattern"
+    np.testing.assert_array_equal(open_store(tmp_path / "s").z, z_before)

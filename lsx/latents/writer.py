@@ -179,7 +179,9 @@ def _prepare(store_dir, identity, source, rows, batch_size: int, world_size: int
 
     n = len(rows)
     done, old_batch, stale = _resume_point(store_dir, identity)
-    if not stale and done == [(0, n)] and _read_manifest(store_dir)["complete"]:
+    if not stale and done == [(0, n)] and (old := _read_manifest(store_dir))["complete"]:
+        if old.get("primary") != source.primary:  # written before the primary was recorded
+            atomic_write_json(store_dir / MANIFEST_NAME, {**old, "primary": source.primary})
         return {"complete": True, "stale": None}
     if not done or stale:
         _fresh(store_dir, identity, source, rows)
