@@ -362,9 +362,10 @@ def drift_candidates(path: str, emb: EmbeddingSet | None, dim: int) -> list[tupl
 
 
 def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -> None:
-    """Render the map of one latent store: tier, map, manifest, selection gallery, clusters,
-    drift; for an embedding set (``emb``) also tags and exports of the selection (its rows are
-    its ids)."""
+    """Render the map of one latent store (its rows are its ids): tier, map (WebGL or Plotly),
+    manifest, the gallery of the selection, a cluster or the top outliers, tags, exports,
+    clusters, near-duplicates and drift. ``emb``: the embedding set the store belongs to (its
+    name, metadata in exports, other sets for drift)."""
     if reason is not None:
         st.warning(f"This latent store cannot be shown: {reason}")
         return
