@@ -12,6 +12,7 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
+from streamlit.testing.v1 import AppTest
 
 from lsx.analysis.structure import fit_clusters, outlier_scores, top_share
 from lsx.app import state, store_structure
@@ -21,7 +22,7 @@ from lsx.data.lazy import open_source
 from lsx.latents.store import STORES_DIR
 from lsx.models import build_model, make_config
 from lsx.train import data_info
-from tests.app.test_latent_map_store import chart, customdata, lines, page, write_store
+from tests.app.test_latent_map_store import PAGE, chart, customdata, lines, page, write_store
 from tests.waiting import rerun_until_shown, wait_until
 
 
@@ -215,3 +216,16 @@ def test_near_duplicates_are_grouped_with_their_images(monkeypatch, root):
     assert "**Group 0** · 3 points" in lines(at)
     gallery = str(at.get("image")[-2].proto)  # group 0: the three copies
     assert all(f"id {i} ·" in gallery for i in (10, 20, 30))
+
+
+def test_a_cluster_number_left_from_another_store_falls_back_to_the_first(monkeypatch, root):
+    monkeypatch.setenv(state.CHECKPOINTS_ENV, str(root))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state[state.RUN_DIR] = str(root / "run")
+    at.session_state[state.LM_SOURCE] = str(root / "run" / STORES_DIR / "digits")
+    at.session_state[state.LMS_COLOR] = "cluster"
+    at.session_state[state.LMS_GALLERY] = store_structure.GALLERY_CLUSTER
+    at.session_state[state.LMS_GALLERY_CLUSTER] = 9  # this store has 4 clusters
+    at.run(timeout=60)
+    settle(at)
+    assert at.selectbox(key=state.LMS_GALLERY_CLUSTER).value == 0
