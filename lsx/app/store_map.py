@@ -61,7 +61,7 @@ from lsx.viz.density import (
 )
 from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
-from lsx.viz.pointmap import encode_points, quantised
+from lsx.viz.pointmap import decode_points, encode_points
 
 # Up to this many points every point is a WebGL marker with box/lasso; above it, a density
 # raster of all plus a per-class sample. At 50,000 the chart is about 0.8 MB of JSON.
@@ -459,7 +459,7 @@ def webgl_data(
         extra["contours"] = contour_lines(density_grid(coords, bins=CONTOUR_BINS))
     payload = encode_points(coords, cv.values, categories=cv.categories, title=cv.title,
                             extra=extra)  # fmt: skip
-    return payload, quantised(coords)
+    return payload, decode_points(payload)[1]  # the points as drawn: read back, not recomputed
 
 
 def _webgl(

@@ -55,6 +55,20 @@ def extent(coords: np.ndarray) -> tuple[float, float, float, float]:
     return (low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1])
 
 
+def _quantise(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
+    """x and y as uint16 steps over the extent (what the payload carries), and the extent."""
+    box = extent(xy)
+    x0, x1, y0, y1 = box
+    qx = np.round((xy[:, 0] - x0) / (x1 - x0) * Q).astype("<u2")
+    qy = np.round((xy[:, 1] - y0) / (y1 - y0) * Q).astype("<u2")
+    return qx, qy, box
+
+
+def _dequantise(qx: np.ndarray, qy: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    x0, x1, y0, y1 = box
+    return np.stack([x0 + qx / Q * (x1 - x0), y0 + qy / Q * (y1 - y0)], axis=1)
+
+
 def encode_points(
     coords: np.ndarray,
     color: np.ndarray | None = None,
@@ -86,9 +100,7 @@ def encode_points(
             f"The WebGL map needs finite 2-D coordinates of shape (n, 2); got {xy.shape}."
         )
     n = len(xy)
-    x0, x1, y0, y1 = extent(xy)
-    qx = np.round((xy[:, 0] - x0) / (x1 - x0) * Q).astype("<u2")
-    qy = np.round((xy[:, 1] - y0) / (y1 - y0) * Q).astype("<u2")
+    qx, qy, (x0, x1, y0, y1) = _quantise(xy)
     header: dict[str, Any] = {**(extra or {}), "n": n, "extent": [x0, x1, y0, y1],
                               "title": title, "categories": None, "has_values": False}  # fmt: skip
     values = None
@@ -149,18 +161,14 @@ def decode_points(
     off += 5 * n
     off += -off % 4
     values = np.frombuffer(payload, "<f4", n, off) if header["has_values"] else None
-    x0, x1, y0, y1 = header["extent"]
-    xy = np.stack([x0 + qx / Q * (x1 - x0), y0 + qy / Q * (y1 - y0)], axis=1)
-    return header, xy, idx, values
+    return header, _dequantise(qx, qy, header["extent"]), idx, values
 
 
 def quantised(coords: np.ndarray) -> np.ndarray:
-    """The coordinates as the browser sees them (selections are tested on these)."""
-    xy = np.asarray(coords, dtype=np.float64)
-    x0, x1, y0, y1 = extent(xy)
-    qx = np.round((xy[:, 0] - x0) / (x1 - x0) * Q)
-    qy = np.round((xy[:, 1] - y0) / (y1 - y0) * Q)
-    return np.stack([x0 + qx / Q * (x1 - x0), y0 + qy / Q * (y1 - y0)], axis=1)
+    """The coordinates as the browser sees them (selections are tested on these); the same as
+    the coordinates :func:`decode_points` gives back from a payload of ``coords``."""
+    qx, qy, box = _quantise(np.asarray(coords, dtype=np.float64))
+    return _dequantise(qx, qy, box)
 
 
 def ids_in_polygon(coords: np.ndarray, polygon: Sequence[Sequence[float]]) -> np.ndarray:
