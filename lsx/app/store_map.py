@@ -121,7 +121,6 @@ def make_frame(
         grid = (
             density_grid(coords, codes_all, n_classes=len(cats)) if cats else density_grid(coords)
         )
-    info = manifest.get("info", {})
     return StoreFrame(
         coords=np.asarray(coords[keep], dtype=np.float32),
         ids=keep.astype(np.int32 if n < 2**31 else np.int64),  # 4 bytes per id in the chart
@@ -131,7 +130,7 @@ def make_frame(
         grid=grid,
         n_shown=len(keep),
         n_total=n,
-        tier_text=str(info.get("describe", "")),
+        tier_text=tier_text(manifest),
         method=str(manifest.get("method")),
         manifest=manifest,
     )
@@ -246,6 +245,27 @@ def _colours(path: str, version: int, color: str, k: int | None) -> ColorValues:
     return color_values(_open(path, version), color, found, tags)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading the store's map ...")
+def _projection(
+    path: str, version: int, method: str, seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every point's map coordinates (``<store>/projections/``, read once per view and shared
+    by the frame, the WebGL payload and the contours) and the projection's manifest."""
+    start = time.perf_counter()
+    coords, manifest, hit = cached_store_projection(_open(path, version), method, 2, seed)
+    manifest = {
+        **manifest,
+        "disk_cache": "hit" if hit else "miss",
+        "load_or_compute_s": round(time.perf_counter() - start, 3),
+    }
+    return coords, manifest
+
+
+def tier_text(manifest: dict[str, Any]) -> str:
+    """How the projection was made, from its manifest ("exact PCA on 120,000 points", ...)."""
+    return str(manifest.get("info", {}).get("describe", ""))
+
+
 @st.cache_data(max_entries=8, show_spinner="Loading the store's map ...")
 def store_frame(
     path: str,
@@ -258,15 +278,8 @@ def store_frame(
 ) -> StoreFrame:
     """The cached frame of one store view (projection from ``<store>/projections/``) coloured
     by ``color`` (:func:`_colours`; ``tag_stamp``: the tags' version, part of the key)."""
-    store = _open(path, version)
-    start = time.perf_counter()
-    coords, manifest, hit = cached_store_projection(store, method, 2, seed)
-    manifest = {
-        **manifest,
-        "disk_cache": "hit" if hit else "miss",
-        "load_or_compute_s": round(time.perf_counter() - start, 3),
-    }
-    return make_frame(store, coords, manifest, _colours(path, version, color, k))
+    coords, manifest = _projection(path, version, method, seed)
+    return make_frame(_open(path, version), coords, manifest, _colours(path, version, color, k))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -391,20 +404,26 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
             store_structure.structure(path, version, view.k) if wants and s_job is None else None
         )
         stamp = set_tags.tags_stamp(tags_dir(path)) if color == "tag" else 0
-        frame = store_frame(path, version, method, view.seed, color, view.k, stamp)
+        _, manifest = _projection(path, version, method, view.seed)
+        if view.renderer == "webgl":  # every point: no Plotly frame (raster, sample) is built
+            args = (path, version, method, view.seed, color, view.k, stamp, view.contours)
+            payload, drawn, title = webgl_data(*args)
+            shown = f"Showing **all {store.n:,}** points (WebGL: hover, zoom, lasso)"
+        else:
+            frame = store_frame(path, version, method, view.seed, color, view.k, stamp)
+            shown, title = headline(frame), frame.color_title
     except LsxError as err:
         st.error(str(err))
         return
-    st.markdown(f"**Projection:** {frame.tier_text} · PCA is always offered.")
-    shown = (f"Showing **all {frame.n_total:,}** points (WebGL: hover, zoom, lasso)"
-             if view.renderer == "webgl" else headline(frame))  # fmt: skip
-    st.markdown(shown + f" · {method.upper()} 2-D · coloured by {frame.color_title}")
+    st.markdown(f"**Projection:** {tier_text(manifest)} · PCA is always offered.")
+    st.markdown(shown + f" · {method.upper()} 2-D · coloured by {title}")
     if view.renderer == "webgl":
-        ids = _webgl(path, version, method, view, color, stamp)
+        sel = pointmap.point_map(payload, key=state.LMS_POINTMAP)
+        ids = pointmap.selection_ids(sel, drawn, f"{path}|{method}|{view.seed}")
     else:
         ids = _plotly(path, version, method, view, frame)
     with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
-        st.json(frame.manifest, expanded=1)
+        st.json(manifest, expanded=1)
     st.subheader("Selection")
     ids = store_structure.gallery_ids(store, found, ids)  # the map's, a cluster or the outliers
     ids = set_tags.tag_panel(tags_dir(path), emb.name if emb else Path(path).name, store.n, ids)
@@ -449,34 +468,23 @@ def webgl_data(
     k: int | None,
     tag_stamp: int = 0,
     contours: bool = False,
-) -> tuple[bytes, np.ndarray]:
-    """The WebGL map's payload of every point (with the density contours when asked) and
-    their coordinates as drawn (quantised)."""
-    coords, _, _ = cached_store_projection(_open(path, version), method, 2, seed)
+) -> tuple[bytes, np.ndarray, str]:
+    """The WebGL map's payload of every point (with the density contours when asked), their
+    coordinates as drawn (quantised) and what the colour is."""
+    coords, _ = _projection(path, version, method, seed)
     cv = _colours(path, version, color, k)
     extra: dict[str, Any] = {"view": f"{path}|{method}|{seed}"}
     if contours:
         extra["contours"] = contour_lines(density_grid(coords, bins=CONTOUR_BINS))
     payload = encode_points(coords, cv.values, categories=cv.categories, title=cv.title,
                             extra=extra)  # fmt: skip
-    return payload, decode_points(payload)[1]  # the points as drawn: read back, not recomputed
-
-
-def _webgl(
-    path: str, version: int, method: str, view: StoreSettings, color: str, stamp: int
-) -> list[int]:
-    """Every point on the WebGL map; the ids of the user's last selection on this view."""
-    seed = view.seed
-    payload, coords = webgl_data(path, version, method, seed, color, view.k, stamp, view.contours)
-    sel = pointmap.point_map(payload, key=state.LMS_POINTMAP)
-    return pointmap.selection_ids(sel, coords, f"{path}|{method}|{seed}")
+    return payload, decode_points(payload)[1], cv.title  # as drawn: read back, not recomputed
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _contour_grid(path: str, version: int, method: str, seed: int) -> DensityGrid:
     """Counts of every point of the map on the contours' coarse grid (small; cached)."""
-    coords, _, _ = cached_store_projection(_open(path, version), method, 2, seed)
-    return density_grid(coords, bins=CONTOUR_BINS)
+    return density_grid(_projection(path, version, method, seed)[0], bins=CONTOUR_BINS)
 
 
 def _gallery(path: str, version: int, ids: list[int]) -> None:

@@ -306,7 +306,7 @@ def test_webgl_map_sends_every_point_and_a_lasso_selects_over_all_of_them(monkey
     assert not at.get("plotly_chart")
     path = str(root / "run" / STORES_DIR / "big")
     version = store_map.store_version(path)
-    payload, q = store_map.webgl_data(path, version, "pca", 0, "label:class", None)
+    payload, q, _ = store_map.webgl_data(path, version, "pca", 0, "label:class", None)
     header, xy, colour, _ = decode_points(payload)
     assert header["n"] == N_BIG
     assert len(payload) < 6 * N_BIG + 10_000  # 5 bytes per point and a header
