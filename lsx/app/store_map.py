@@ -44,7 +44,6 @@ from lsx.embeddings import (
     MODEL_KIND,
     EmbeddingSet,
     images_for_app,
-    is_embedding_set,
     store_path,
 )
 from lsx.errors import LsxError
@@ -230,18 +229,11 @@ def projection_job(path: str, method: str, seed: int) -> Future | None:
     )
 
 
-def tags_dir(path: str) -> Path:
-    """Where the tags of a store's rows live: the embedding set's folder for a set's store
-    (``<set>/stores/<store>``), else the store's own folder."""
-    store_dir = Path(path)
-    return store_dir.parent.parent if is_embedding_set(store_dir.parent.parent) else store_dir
-
-
 def _colours(path: str, version: int, color: str, k: int | None) -> ColorValues:
     """The colour of every row: ``cluster`` and ``outlier`` read the store's structure for
     ``k`` (lsx.app.store_structure), ``tag`` the tags of the embedding set holding the store."""
     found = store_structure.structure(path, version, k) if color in STRUCTURE_COLORS else None
-    tags = read_tags(tags_dir(path)) if color == "tag" else None
+    tags = read_tags(set_tags.tags_dir(path)) if color == "tag" else None
     return color_values(_open(path, version), color, found, tags)
 
 
@@ -403,7 +395,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
         found = (
             store_structure.structure(path, version, view.k) if wants and s_job is None else None
         )
-        stamp = set_tags.tags_stamp(tags_dir(path)) if color == "tag" else 0
+        stamp = set_tags.tags_stamp(set_tags.tags_dir(path)) if color == "tag" else 0
         _, manifest = _projection(path, version, method, view.seed)
         if view.renderer == "webgl":  # every point: no Plotly frame (raster, sample) is built
             args = (path, version, method, view.seed, color, view.k, stamp, view.contours)
@@ -426,15 +418,13 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
         st.json(manifest, expanded=1)
     st.subheader("Selection")
     ids = store_structure.gallery_ids(store, found, ids)  # the map's, a cluster or the outliers
-    ids = set_tags.tag_panel(tags_dir(path), emb.name if emb else Path(path).name, store.n, ids)
+    ids = set_tags.tag_panel(set_tags.tags_dir(path), store.n, ids)
     if found is None and s_job is None:
         st.caption("Colour by cluster or outlier score (sidebar) to find clusters and outliers; "
                    "then the gallery can show a cluster or the top 1 % outliers.")  # fmt: skip
     _gallery(path, version, ids)
-    if ids and emb is not None:
-        set_tags.export_panel(emb, ids, method, view.seed, found)
-    elif ids:
-        export_panel(path, version, method, view.seed, ids, found)
+    if ids:
+        export_panel(path, method, view.seed, ids, found)
     if found is not None:
         images = lambda shown: store_images(path, version, shown)  # noqa: E731
         store_structure.clusters_section(path, version, view.k, images)

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from lsx.app import set_compare, set_tags, state
 from lsx.app.cache import THREADS_ENV
+from lsx.app.store_export import export_frame
 from lsx.data.lazy import open_source
 from lsx.embeddings import import_embeddings, load_embedding_set, store_path
 from lsx.export import table_bytes
@@ -73,7 +74,7 @@ def test_the_picker_lists_sets_and_the_latent_map_shows_one(monkeypatch, root):
 def test_export_of_a_selection_holds_labels_metadata_vectors_and_tags(root):
     emb = load_embedding_set(root / "digits-a")
     save_tag(emb.path, "odd", [1, 3], n_samples=emb.n)
-    table = set_tags.export_frame(str(emb.path), "pca", 0, (1, 3, 4))
+    table = export_frame(str(store_path(emb.path)), "pca", 0, (1, 3, 4))
     data = {fmt: table_bytes(table, fmt) for fmt in ("csv", "npy")}
     frame = pd.read_csv(io.BytesIO(data["csv"]))
     assert frame["id"].tolist() == [1, 3, 4]
