@@ -11,9 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from lsx.analysis.knn import KnnIndex, build_index
-from lsx.app import store_map
+from lsx.app import store_map, widgets
 from lsx.embeddings import EmbeddingSet, load_embedding_set, store_path
-from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
 
 ROW = "set_lookup_row"
 K = "set_lookup_k"
@@ -68,6 +67,4 @@ def view(emb: EmbeddingSet) -> None:
     if x is None:
         st.caption(f"Images not shown: {why}.")
         return
-    scale = scale_for(x.shape[2], GALLERY_PX)
-    captions[0] = "query · " + captions[0]
-    st.image([to_uint8(a, scale=scale) for a in x], caption=captions, output_format="PNG")
+    widgets.image_row(x, ["query · " + captions[0], *captions[1:]])

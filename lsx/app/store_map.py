@@ -58,7 +58,6 @@ from lsx.viz.density import (
     density_grid,
     density_map,
 )
-from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
 from lsx.viz.latent import latent_scatter
 from lsx.viz.pointmap import decode_points, encode_points
 
@@ -417,7 +416,7 @@ def store_view(path: str, reason: str | None, emb: EmbeddingSet | None = None) -
     with st.expander("Projection manifest (tier, sample, placement, seconds, cache)"):
         st.json(manifest, expanded=1)
     st.subheader("Selection")
-    ids = store_structure.gallery_ids(store, found, ids)  # the map's, a cluster or the outliers
+    ids = store_structure.gallery_ids(found, ids)  # the map's, a cluster or the outliers
     ids = set_tags.tag_panel(set_tags.tags_dir(path), store.n, ids)
     if found is None and s_job is None:
         st.caption("Colour by cluster or outlier score (sidebar) to find clusters and outliers; "
@@ -488,5 +487,4 @@ def _gallery(path: str, version: int, ids: list[int]) -> None:
         st.warning(f"Images not shown: {why}. The selected ids and labels:")
         st.dataframe({"selected": captions}, hide_index=True)
     else:
-        scale = scale_for(x.shape[2], GALLERY_PX)
-        st.image([to_uint8(a, scale=scale) for a in x], caption=captions, output_format="PNG")
+        widgets.image_row(x, captions)

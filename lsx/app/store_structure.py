@@ -20,10 +20,10 @@ import streamlit as st
 
 from lsx.analysis.drift import NOVEL_QUANTILE, drift_test
 from lsx.analysis.structure import cluster_table, near_duplicate_groups, top_share
-from lsx.app import background, state
+from lsx.app import background, state, widgets
 from lsx.app.cache import projection_jobs
 from lsx.errors import LsxError
-from lsx.latents.store import LatentStore, open_store
+from lsx.latents.store import open_store
 from lsx.latents.structure import StoreStructure, cached_store_structure
 
 TOP_OUTLIERS = 0.01  # "the top 1 % outliers"
@@ -36,21 +36,12 @@ GROUPS_SHOWN, DUPLICATES_SHOWN = 5, 8  # groups drawn, images per group
 NOVELTY_HOVER = "id %{customdata}<br>novelty %{marker.color:.4g}<extra></extra>"
 
 
-def _fit(path: str, k: int | None) -> float:
-    """Runs in the worker thread: lsx only, no Streamlit calls."""
-    import time
-
-    start = time.perf_counter()
-    cached_store_structure(open_store(Path(path)), 0, k)
-    return time.perf_counter() - start
-
-
 def structure_job(path: str, version: int, k: int | None) -> Future | None:
     """None when the store's clusters and scores are on disk; else their background job."""
     return projection_jobs().job(
         ("structure", path, version, k),
         lambda: cached_store_structure(open_store(Path(path)), 0, k, compute=False)[0] is not None,
-        lambda: _fit(path, k),
+        lambda: cached_store_structure(open_store(Path(path)), 0, k),
     )
 
 
@@ -99,7 +90,7 @@ def _table(path: str, version: int, k: int | None) -> list[dict[str, Any]]:
     ]
 
 
-def gallery_ids(store: LatentStore, found: StoreStructure | None, map_ids: list[int]) -> list[int]:
+def gallery_ids(found: StoreStructure | None, map_ids: list[int]) -> list[int]:
     """What the gallery shows: the map's selection, the top 1 % outliers or one cluster."""
     if found is None:
         return map_ids
@@ -130,16 +121,23 @@ def clusters_section(path: str, version: int, k: int | None, images: Any) -> Non
                  hide_index=True)  # fmt: skip
     if not st.toggle("Show exemplars (nearest to each centre)", key=state.LMS_EXEMPLARS):
         return
-    from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
+    _image_groups(
+        [(f"**Cluster {r['cluster']}** · {r['size']:,} points", r["exemplars"])
+         for r in rows[:CLUSTERS_SHOWN]],
+        images,
+    )  # fmt: skip
 
-    for r in rows[:CLUSTERS_SHOWN]:
-        x, captions, why = images(tuple(r["exemplars"]))
-        st.markdown(f"**Cluster {r['cluster']}** · {r['size']:,} points")
+
+def _image_groups(groups: list[tuple[str, list[int]]], images: Any) -> None:
+    """A title and a row of images per group of store rows (``images``: the store's reader,
+    ``ids -> (x or None, captions, why)``); the ids and the reason when there are no images."""
+    for title, ids in groups:
+        x, captions, why = images(tuple(ids))
+        st.markdown(title)
         if x is None:
-            st.caption(f"Images not shown: {why}.")
-            continue
-        s = scale_for(x.shape[2], GALLERY_PX)
-        st.image([to_uint8(a, scale=s) for a in x], caption=captions, output_format="PNG")
+            st.caption(f"ids {list(ids)}; images not shown: {why}.")
+        else:
+            widgets.image_row(x, captions)
 
 
 # ------------------------------------------------------------------------------ near-duplicates
@@ -157,7 +155,7 @@ def _duplicates(path: str, threshold: float) -> dict[str, Any]:
 def duplicates_section(path: str, version: int, found: StoreStructure, images: Any) -> None:
     """Groups of points closer than a distance in latent space (copies, near-copies)."""
     with st.expander("Near-duplicates (points closer than a distance in latent space)"):
-        typical = float(np.median(found.outlier))  # the typical distance to 10 neighbours
+        typical = found.outlier_median  # the typical distance to 10 neighbours
         if st.session_state.get(state.LMS_DUP_THRESHOLD) is None:
             st.session_state[state.LMS_DUP_THRESHOLD] = round(typical * DUPLICATE_SHARE, 6)
         threshold = st.number_input(
@@ -174,16 +172,11 @@ def duplicates_section(path: str, version: int, found: StoreStructure, images: A
                                    label="near-duplicates")  # fmt: skip
             return
         st.markdown(f"**{out['n_groups']:,} groups** holding **{out['n_points']:,} points**.")
-        for g, ids in enumerate(out["members"]):
-            x, captions, why = images(tuple(ids))
-            st.markdown(f"**Group {g}** · {out['sizes'][g]:,} points")
-            if x is None:
-                st.caption(f"ids {ids}; images not shown: {why}.")
-                continue
-            from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
-
-            s = scale_for(x.shape[2], GALLERY_PX)
-            st.image([to_uint8(a, scale=s) for a in x], caption=captions, output_format="PNG")
+        _image_groups(
+            [(f"**Group {g}** · {out['sizes'][g]:,} points", ids)
+             for g, ids in enumerate(out["members"])],
+            images,
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ drift

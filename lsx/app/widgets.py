@@ -422,3 +422,11 @@ def download_buttons(name: str, frame: Callable[[], Any], key: str) -> None:
             lambda fmt=fmt: table_bytes(frame(), fmt),
             file_name=f"{name}-selection.{fmt}", mime=mime, key=f"{key}_{fmt}",
         )  # fmt: skip
+
+
+def image_row(x: Any, captions: Sequence[str]) -> None:
+    """A row of images (``(n, C, H, W)`` in [0, 1]) scaled to the gallery size, with captions."""
+    from lsx.viz.images import GALLERY_PX, scale_for, to_uint8
+
+    s = scale_for(x.shape[2], GALLERY_PX)
+    st.image([to_uint8(a, scale=s) for a in x], caption=list(captions), output_format="PNG")

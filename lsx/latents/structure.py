@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,12 @@ class StoreStructure:
     outlier: np.ndarray  # (n,) float32 kNN-distance score, higher = more unusual
     k: int
     manifest: dict[str, Any]  # request + clusters_found (sweep, silhouette, note), seconds
+
+    @cached_property
+    def outlier_median(self) -> float:
+        """The typical outlier score (a typical distance to the 10 nearest neighbours), computed
+        once per loaded structure, not on every page rerun."""
+        return float(np.median(self.outlier))
 
     @property
     def note(self) -> str:
