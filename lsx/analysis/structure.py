@@ -211,7 +211,7 @@ def fit_clusters(
     km = KMeans(int(k), n_init=3, random_state=seed).fit(xf)
     centres = km.cluster_centers_.astype(np.float64)
     labels = assign_to_centres(z, centres) if len(xf) < n else km.labels_.astype(np.int64)
-    sil = _silhouette(xs, assign_to_centres(xs, centres), seed) if int(k) > 1 else math.nan
+    sil = _silhouette(xs, labels[sweep_ids], seed) if int(k) > 1 else math.nan  # xs's labels
     rest = (
         f"; the other {n - len(xf):,} points assigned to the nearest centre" if len(xf) < n else ""
     )
