@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:  # building the parser loads the kinds
         parser = build_parser()
     args = parser.parse_args(argv)
+    from lsx.models.plugins import PluginWarning  # loaded by the parser already
+
     for w in caught:  # shown now, except plugin warnings for `kinds`, which lists them itself
-        if not (args.command == "kinds" and w.category.__name__ == "PluginWarning"):
+        if not (args.command == "kinds" and issubclass(w.category, PluginWarning)):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return run_handled(importlib.import_module(COMMANDS[args.command]).run, args)
