@@ -9,19 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from streamlit.testing.v1 import AppTest
 
 from lsx.analysis.structure import fit_clusters, outlier_scores, top_share
 from lsx.app import state, store_structure
-from lsx.checkpoint import save_checkpoint
-from lsx.data import load_dataset
 from lsx.data.lazy import open_source
 from lsx.latents.store import STORES_DIR
-from lsx.models import build_model, make_config
-from lsx.train import data_info
+from tests.app.test_latent_map_page import make_run
 from tests.app.test_latent_map_store import PAGE, chart, customdata, lines, page, write_store
 from tests.waiting import rerun_until_shown, wait_until
 
@@ -31,11 +27,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run with stores of the digits: 4 planted clusters, a copy shifted with a new cluster,
     and one whose latents are all identical."""
     root = tmp_path_factory.mktemp("checkpoints")
-    ds = load_dataset("digits")
-    torch.manual_seed(0)
-    config = make_config("vae", input_shape=ds.input_shape, latent_dim=3, hidden_dim=16)
-    run_dir = root / "run"
-    save_checkpoint(build_model(config), config, run_dir, train={"epochs": 1}, data=data_info(ds))
+    run_dir = make_run(root, "run")  # a tiny vae on the digits
     src = open_source("digits")
     n, names = len(src), list(src.label_names[src.primary])
     z, blob = make_blobs(n, n_features=6, centers=4, cluster_std=0.6, random_state=2)

@@ -86,14 +86,20 @@ def _no_errors(page, server: Server) -> None:
 
 
 @pytest.mark.browser
-def test_store_map_density_tier_and_box_selection(page, server, setup):
+def _open_big_store(page, server) -> None:
+    """The Latent map of the run's dataset, then "Map of" the 120,000-point store."""
     page.goto(f"{server.url}/latent_map?run={RUN}")
     page.wait_for_selector(PLOT, timeout=WAIT_MS)  # the run's dataset first
     wait_idle(page)
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_test_id("stSelectbox").filter(has_text="Map of").click()
     page.get_by_role("option", name=re.compile(r"\(120,000 × 3\)")).click()
+
+
+def test_store_map_density_tier_and_box_selection(page, server, setup):
+    _open_big_store(page, server)
     wait_idle(page)
+    sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_text("Plotly", exact=True).click()  # above 50,000 the default is WebGL
 
     page.get_by_text(
@@ -140,12 +146,7 @@ MAP = ".lsx-pointmap"
 
 
 def _pick_big_store(page, server) -> None:
-    page.goto(f"{server.url}/latent_map?run={RUN}")
-    page.wait_for_selector(PLOT, timeout=WAIT_MS)  # the run's dataset first
-    wait_idle(page)
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_test_id("stSelectbox").filter(has_text="Map of").click()
-    page.get_by_role("option", name=re.compile(r"\(120,000 × 3\)")).click()
+    _open_big_store(page, server)
     page.wait_for_selector(f"{MAP}[data-ready='1']", timeout=WAIT_MS)
     wait_idle(page)
 
