@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from _server import CHROMIUM_ARGS, start_server, stop  # bench/_server.py
+from encode import write_source  # bench/encode.py
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout, uninstalled
@@ -66,13 +66,7 @@ def make_store(root: Path, data: Path, n: int) -> tuple[Path, dict[str, Any]]:
     model = build_model(config).eval()
     run_dir = root / RUN
     save_checkpoint(model, config, run_dir, train={"epochs": 0})
-    x = np.lib.format.open_memmap(data / "x.npy", mode="w+", dtype=np.uint8, shape=(n, 8, 8))
-    rng = np.random.default_rng(0)
-    for s in range(0, n, 200_000):
-        x[s : s + 200_000] = rng.integers(0, 256, size=(min(200_000, n - s), 8, 8), dtype=np.uint8)
-    x.flush()
-    del x
-    np.save(data / "x.labels.npy", np.arange(n, dtype=np.int64) % 10)
+    write_source(data / "x.npy", n, 8)  # bench/encode.py: chunked random images, 10 labels
     source = open_source(f"npy:{data / 'x.npy'}")
     start = time.perf_counter()
     store = encode_to_store(model, source, store_dir_for(run_dir, source.spec, "all"),
