@@ -49,8 +49,12 @@ class StoreStructure:
     labels: np.ndarray  # (n,) int64 cluster of each row
     centres: np.ndarray  # (k, dim) float32
     outlier: np.ndarray  # (n,) float32 kNN-distance score, higher = more unusual
-    k: int
-    manifest: dict[str, Any]  # request + clusters_found (sweep, silhouette, note), seconds
+    manifest: dict[str, Any]  # request + k + clusters_found (sweep, silhouette, note), seconds
+
+    @property
+    def k(self) -> int:
+        """The number of clusters (one centre each)."""
+        return len(self.centres)
 
     @cached_property
     def outlier_median(self) -> float:
@@ -123,9 +127,8 @@ def cached_store_structure(
         "outlier": scores.astype(np.float32),
     }
     extra = {
-        "k": cl.k,
+        "k": cl.k,  # the centres' shape, read before they are loaded
         "clusters_found": {
-            "k": cl.k,
             "note": cl.note,
             "n_fit": cl.n_fit,
             "sweep": [[kk, s] for kk, s in cl.sweep],
@@ -143,6 +146,5 @@ def _structure(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> Store
         labels=arrays["labels"].astype(np.int64),
         centres=arrays["centres"],
         outlier=arrays["outlier"],
-        k=int(manifest["k"]),
         manifest=manifest,
     )
