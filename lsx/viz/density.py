@@ -270,13 +270,11 @@ def add_density_contours(
     x0, x1, y0, y1 = grid.extent
     xs = x0 + (np.arange(bins) + 0.5) * (x1 - x0) / bins  # pixel centres
     ys = y0 + (np.arange(bins) + 0.5) * (y1 - y0) / bins
-    top = float(dens.max())
+    levels = _levels(dens)  # the same levels as contour_lines, evenly spaced
     fig.add_trace(
         go.Contour(
             x=xs, y=ys, z=dens, showscale=False, hoverinfo="skip", name="density",
-            contours=dict(coloring="none", start=top / (CONTOUR_LEVELS + 1),
-                          end=top * CONTOUR_LEVELS / (CONTOUR_LEVELS + 1),
-                          size=top / (CONTOUR_LEVELS + 1)),
+            contours=dict(coloring="none", start=levels[0], end=levels[-1], size=levels[0]),
             line=dict(color="rgba(40, 40, 40, 0.55)", width=1), showlegend=False,
         )
     )  # fmt: skip
